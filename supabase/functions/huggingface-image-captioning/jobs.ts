@@ -1,0 +1,81 @@
+/**
+ * The job state of one image, kept in the database (`captioning.jobs`) and changed only through
+ * the migration's RPCs, so a claim, a caption and its job's completion are each one transaction.
+ * @module
+ */
+import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
+
+/** What `caption_job_claim` decided for an object. */
+export interface Claim {
+  objectId: string;
+  outcome: "claimed" | "missing" | "skipped" | "busy" | "done" | "failed" | "scheduled";
+  lease_token: string | null;
+  bucket_id: string | null;
+  name: string | null;
+  object_version: string | null;
+  mimetype: string | null;
+  size: number | null;
+  attempts: number;
+  last_error: string | null;
+}
+
+/** A claimed job: the lease that lets its holder finish it. */
+export type ClaimedJob = Claim & { outcome: "claimed"; lease_token: string; bucket_id: string; name: string };
+
+/**
+ * Claims the job of `objectId` (creating it if the object predates the pipeline).
+ * @throws {Error} when the database cannot be reached.
+ */
+export async function claimJob(db: SupabaseClient, objectId: string): Promise<Claim> {
+  const { data, error } = await db.rpc("caption_job_claim", { object_id: objectId });
+  if (error) throw new Error(`caption_job_claim failed: ${error.message}`);
+  return { ...(data as Omit<Claim, "objectId">[])[0], objectId };
+}
+
+/**
+ * Stores the caption and marks the job done, if this lease still holds it.
+ * Returns `"done"`, or `"stale"` when a newer attempt or version took over (nothing is written).
+ * @throws {Error} when the database cannot be reached.
+ */
+export async function completeJob(
+  db: SupabaseClient,
+  job: ClaimedJob,
+  caption: string,
+  model: string,
+): Promise<"done" | "stale"> {
+  const { data, error } = await db.rpc("caption_job_complete", {
+    object_id: job.objectId,
+    lease_token: job.lease_token,
+    caption,
+    model,
+  });
+  if (error) throw new Error(`caption_job_complete failed: ${error.message}`);
+  return data;
+}
+
+/** Why an attempt failed, and whether another attempt can succeed. */
+export interface JobFailure {
+  message: string;
+  retryable: boolean;
+  retryAfterSeconds?: number;
+}
+
+/**
+ * Records a failed attempt: `"retry"` (scheduled with backoff), `"failed"` (dead letter) or `"stale"`.
+ * @throws {Error} when the database cannot be reached.
+ */
+export async function failJob(
+  db: SupabaseClient,
+  job: ClaimedJob,
+  failure: JobFailure,
+): Promise<"retry" | "failed" | "stale"> {
+  const { data, error } = await db.rpc("caption_job_fail", {
+    object_id: job.objectId,
+    lease_token: job.lease_token,
+    error: failure.message,
+    retryable: failure.retryable,
+    retry_after_seconds: failure.retryAfterSeconds ?? null,
+  });
+  if (error) throw new Error(`caption_job_fail failed: ${error.message}`);
+  return data;
+}

@@ -1,0 +1,170 @@
+/**
+ * `deno task dev`: a local Supabase without Docker. PostgreSQL with the migrations, the pg_net and
+ * pg_cron stand-ins, Storage and PostgREST subsets, and every function under
+ * `http://127.0.0.1:$API_PORT/functions/v1/<name>`, as `supabase start` + `supabase functions serve`.
+ *
+ * Environment: `.env.local` when it exists, overridden by the process environment.
+ * @module
+ */
+import type { Env } from "../../supabase/functions/_shared/env.ts";
+import { createFunctionsRouter, loadFunctions } from "./functions.ts";
+import { type Stack, startStack } from "./stack.ts";
+
+/** What {@linkcode startDev} needs; ports 0 pick free ones. */
+export interface DevOptions {
+  apiPort: number;
+  dbPort: number;
+  databaseUrl?: string;
+  /** The environment the functions see, before the stack's own variables are added. */
+  env: Env;
+  /** How often to run `captioning.sweep()` when pg_cron cannot run it every few seconds. */
+  sweepIntervalMs?: number;
+}
+
+/** A running local Supabase. */
+export interface Dev {
+  apiUrl: string;
+  stack: Stack;
+  /** The environment the functions were given. */
+  functionsEnv: Env;
+  /** While true, `/functions/v1/*` refuses connections' requests with 503, as if the runtime were down. */
+  setFunctionsDown(down: boolean): void;
+  stop(): Promise<void>;
+}
+
+/** Starts the stack and serves it with the functions on one port. */
+export async function startDev(opts: DevOptions): Promise<Dev> {
+  const apiPort = opts.apiPort || freePort();
+  const stack = await startStack({
+    apiPort,
+    dbPort: opts.dbPort || freePort(),
+    databaseUrl: opts.databaseUrl,
+  });
+  let server: Deno.HttpServer | undefined;
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+  try {
+    const webhookSecret = await syncVaultSecrets(stack, opts.env.CAPTION_WEBHOOK_SECRET);
+    const functionsEnv: Env = {
+      ...opts.env,
+      SUPABASE_URL: stack.apiUrl,
+      SUPABASE_ANON_KEY: stack.anonKey,
+      SUPABASE_SERVICE_ROLE_KEY: stack.serviceRoleKey,
+      SUPABASE_DB_URL: stack.dbUrl,
+      SUPABASE_JWT_SECRET: opts.env.SUPABASE_JWT_SECRET ?? stack.jwtSecret,
+      CAPTION_WEBHOOK_SECRET: webhookSecret,
+    };
+    const routeFunction = createFunctionsRouter(await loadFunctions(functionsEnv), functionsEnv);
+    let functionsDown = false;
+
+    server = Deno.serve({ hostname: "127.0.0.1", port: apiPort, onListen() {} }, async (req) => {
+      if (functionsDown && new URL(req.url).pathname.startsWith("/functions/")) {
+        return Response.json({ error: "functions runtime is down" }, { status: 503 });
+      }
+      return (await routeFunction(req)) ?? (await stack.handleApi(req)) ??
+        Response.json({ error: "Not found" }, { status: 404 });
+    });
+
+    if (!(await cronSweepsOften(stack))) {
+      // pg_cron older than 1.5 (Debian's) schedules by the minute at best; sweep here instead.
+      const interval = opts.sweepIntervalMs ?? 5000;
+      sweeper = setInterval(() => {
+        stack.sql`select captioning.sweep()`.catch(() => {});
+      }, interval);
+    }
+
+    return {
+      apiUrl: stack.apiUrl,
+      stack,
+      functionsEnv,
+      setFunctionsDown: (down) => void (functionsDown = down),
+      async stop() {
+        clearInterval(sweeper);
+        await server?.shutdown();
+        await stack.stop();
+      },
+    };
+  } catch (error) {
+    clearInterval(sweeper);
+    await server?.shutdown();
+    await stack.stop();
+    throw error;
+  }
+}
+
+/** Points the webhook at this server and makes the vault's secret and the function's agree. */
+async function syncVaultSecrets(stack: Stack, webhookSecret: string | undefined): Promise<string> {
+  await stack.sql`select vault.update_secret(id, ${stack.apiUrl}) from vault.secrets where name = 'project_url'`;
+  if (webhookSecret) {
+    await stack.sql`select vault.update_secret(id, ${webhookSecret}) from vault.secrets where name = 'caption_webhook_secret'`;
+    return webhookSecret;
+  }
+  const [row] = await stack.sql`select decrypted_secret from vault.decrypted_secrets where name = 'caption_webhook_secret'`;
+  return row.decrypted_secret;
+}
+
+async function cronSweepsOften(stack: Stack): Promise<boolean> {
+  const [row] = await stack.sql`
+    select exists (select 1 from pg_extension where extname = 'pg_cron') as has_cron`;
+  if (!row.has_cron) return false;
+  const [job] = await stack.sql`select schedule from cron.job where jobname = 'captioning-sweep'`;
+  return job?.schedule?.includes("second") ?? false;
+}
+
+/** Parses `.env`-style text: `KEY=value` lines, `#` comments, optional quotes. */
+export function parseDotenv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (!match || line.trimStart().startsWith("#")) continue;
+    let value = match[2];
+    const quoted = /^(['"])(.*)\1$/.exec(value);
+    if (quoted) value = quoted[2];
+    else value = value.replace(/\s+#.*$/, "");
+    env[match[1]] = value;
+  }
+  return env;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+async function main() {
+  let fileEnv: Record<string, string> = {};
+  try {
+    fileEnv = parseDotenv(await Deno.readTextFile(new URL("../../.env.local", import.meta.url)));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const env: Env = { ...fileEnv, ...Deno.env.toObject() };
+  const dev = await startDev({
+    apiPort: Number(env.API_PORT ?? 54321),
+    dbPort: Number(env.DB_PORT ?? 54322),
+    databaseUrl: env.DATABASE_URL,
+    env,
+  });
+  const fe = dev.functionsEnv;
+  console.log(`
+Local Supabase stand-in is running.
+
+         API URL: ${dev.apiUrl}
+   Functions URL: ${dev.apiUrl}/functions/v1/<name>
+          DB URL: ${dev.stack.dbUrl}
+      JWT secret: ${fe.SUPABASE_JWT_SECRET}
+        anon key: ${dev.stack.anonKey}
+service_role key: ${dev.stack.serviceRoleKey}
+     HF base URL: ${fe.HF_BASE_URL ?? "(Hugging Face router)"}
+
+Press Ctrl-C to stop.`);
+  const stop = async () => {
+    await dev.stop();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,59 @@
+/**
+ * The Supabase CLI's local JWT secret and the legacy HS256 keys and user tokens signed with it.
+ *
+ * @module
+ */
+import { type JWTPayload, jwtVerify, SignJWT } from "npm:jose@6.2.17";
+
+/** The CLI's default local JWT secret. */
+export const LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
+
+/** Expiry of the CLI's demo keys (2032-11-12). */
+const DEMO_KEY_EXP = 1983812996;
+
+/** Claims the stand-ins read from a verified token. */
+export interface ApiClaims extends JWTPayload {
+  role?: string;
+  email?: string;
+}
+
+/** Mints a legacy API key (`anon`, `service_role`, …) the way the CLI does; throws nothing. */
+export async function signKey(role: string, secret: string = LOCAL_JWT_SECRET): Promise<string> {
+  return await new SignJWT({ iss: "supabase-demo", role, exp: DEMO_KEY_EXP })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .sign(secretKey(secret));
+}
+
+/** Options for {@linkcode signUserToken}. */
+export interface UserTokenOptions {
+  sub: string;
+  email?: string;
+  /** Lifetime in seconds (default 3600); may be negative to mint an expired token. */
+  expiresIn?: number;
+}
+
+/** Mints a signed-in user's access token (role and aud `authenticated`); throws nothing. */
+export async function signUserToken(opts: UserTokenOptions, secret: string = LOCAL_JWT_SECRET): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return await new SignJWT({
+    sub: opts.sub,
+    role: "authenticated",
+    aud: "authenticated",
+    ...(opts.email ? { email: opts.email } : {}),
+    iat: now,
+    exp: now + (opts.expiresIn ?? 3600),
+  })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .sign(secretKey(secret));
+}
+
+/** Verifies an HS256 token and returns its claims; throws jose's error when it is malformed, forged or expired. */
+export async function verifyApiJwt(token: string, secret: string = LOCAL_JWT_SECRET): Promise<ApiClaims> {
+  const { payload } = await jwtVerify<ApiClaims>(token, secretKey(secret), { algorithms: ["HS256"] });
+  return payload;
+}
+
+/** Encodes the shared secret as jose's HMAC key; throws nothing. */
+function secretKey(secret: string): Uint8Array {
+  return new TextEncoder().encode(secret);
+}

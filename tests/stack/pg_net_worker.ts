@@ -1,0 +1,216 @@
+/**
+ * Stand-in for pg_net's background worker: takes committed rows from `net.http_request_queue`,
+ * sends them one after another, and records each outcome in `net._http_response`.
+ *
+ * @module
+ */
+import postgres from "npm:postgres@3.4.9";
+
+/** Options for {@linkcode startPgNetWorker}. */
+export interface PgNetWorkerOptions {
+  /** Poll interval in ms, the fallback for missed notifications (default 100). */
+  pollMs?: number;
+  /** Rows taken from the queue per round (pg_net's default batch size is 200). */
+  batchSize?: number;
+  /** Where reconnect and delivery problems are reported (default: console.warn). */
+  log?: (message: string) => void;
+}
+
+/** A running worker. */
+export interface PgNetWorker {
+  /** Stops polling, aborts a request in flight and closes the connections; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** What pg_net sends in `user-agent`. */
+export const PG_NET_USER_AGENT = "pg_net/0.20.4";
+const CHANNEL = "pg_net_queue";
+
+interface QueuedRequest {
+  id: string;
+  method: string;
+  url: string;
+  headers: Record<string, unknown> | null;
+  body: Uint8Array | null;
+  timeout_milliseconds: number;
+}
+
+/** The row pg_net writes to `net._http_response` for one request. */
+export interface HttpOutcome {
+  status_code: number | null;
+  content_type: string | null;
+  headers: Record<string, string> | null;
+  content: string | null;
+  timed_out: boolean;
+  error_msg: string | null;
+}
+
+/** Starts the worker against dbUrl; it never throws afterwards, it reconnects with backoff instead. */
+export function startPgNetWorker(dbUrl: string, opts: PgNetWorkerOptions = {}): PgNetWorker {
+  const pollMs = opts.pollMs ?? 100;
+  const batchSize = opts.batchSize ?? 200;
+  const log = opts.log ?? ((m: string) => console.warn(`pg_net worker: ${m}`));
+  const sql = postgres(dbUrl, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  const stopping = new AbortController();
+  let listener: postgres.Sql | null = null;
+  let wake: (() => void) | null = null;
+  let pending = false;
+
+  const wakeUp = () => {
+    pending = true;
+    wake?.();
+  };
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (pending || stopping.signal.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      wake = done;
+      function done() {
+        clearTimeout(timer);
+        wake = null;
+        resolve();
+      }
+    });
+  const dropListener = () => {
+    listener?.end({ timeout: 0 }).catch(() => {});
+    listener = null;
+  };
+
+  const loop = (async () => {
+    let backoff = 0;
+    let lastError = "";
+    while (!stopping.signal.aborted) {
+      try {
+        // A fresh connection per LISTEN: after a failed LISTEN, postgres.js cannot listen on that instance again.
+        if (!listener) {
+          listener = postgres(dbUrl, { max: 1, connect_timeout: 5, onnotice: () => {} });
+          await listener.listen(CHANNEL, wakeUp);
+        }
+        pending = false;
+        const taken = await drainOnce(sql, batchSize, stopping.signal, log);
+        if (backoff) log("reconnected");
+        backoff = 0;
+        lastError = "";
+        if (taken === batchSize) continue;
+        await sleep(pollMs);
+      } catch (e) {
+        if (stopping.signal.aborted) break;
+        dropListener();
+        backoff = Math.min(backoff ? backoff * 2 : 100, 2000);
+        const message = (e as Error).message;
+        if (message !== lastError) log(`database unavailable (${message}); retrying`);
+        lastError = message;
+        await sleep(backoff);
+      }
+    }
+  })();
+
+  let stopped: Promise<void> | null = null;
+  return {
+    stop() {
+      stopped ??= (async () => {
+        stopping.abort();
+        wake?.();
+        await loop;
+        dropListener();
+        await sql.end({ timeout: 1 });
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** Takes one batch in id order and delivers it request by request; returns how many rows it took, throws on database errors. */
+async function drainOnce(
+  sql: postgres.Sql,
+  batchSize: number,
+  stop: AbortSignal,
+  log: (m: string) => void,
+): Promise<number> {
+  // Like pg_net: the rows leave the queue first, so a crash mid-batch loses them rather than sending twice.
+  const rows = await sql<QueuedRequest[]>`
+    delete from net.http_request_queue q
+     using (select id from net.http_request_queue order by id limit ${batchSize} for update skip locked) pick
+     where q.id = pick.id
+    returning q.id, q.method, q.url, q.headers, q.body, q.timeout_milliseconds`;
+  rows.sort((a, b) => Number(a.id) - Number(b.id));
+  for (const req of rows) {
+    if (stop.aborted) break;
+    const outcome = await send(req, stop);
+    if (!outcome) break;
+    await recordOutcome(sql, req.id, outcome, stop, log);
+  }
+  return rows.length;
+}
+
+/** Sends one queued request with its own timeout; returns null only when the worker is stopping, never throws. */
+export async function send(req: QueuedRequest, stop: AbortSignal): Promise<HttpOutcome | null> {
+  const headers = new Headers({ "user-agent": PG_NET_USER_AGENT });
+  for (const [k, v] of Object.entries(req.headers ?? {})) headers.set(k, String(v));
+  const started = performance.now();
+  try {
+    const res = await fetch(req.url, {
+      method: req.method,
+      headers,
+      body: req.body && req.method !== "GET" ? new Uint8Array(req.body) : undefined,
+      signal: AbortSignal.any([AbortSignal.timeout(req.timeout_milliseconds), stop]),
+      redirect: "manual",
+    });
+    const content = (await res.text()).replaceAll("\u0000", "");
+    return {
+      status_code: res.status,
+      content_type: res.headers.get("content-type"),
+      headers: Object.fromEntries(res.headers),
+      content,
+      timed_out: false,
+      error_msg: null,
+    };
+  } catch (e) {
+    if (stop.aborted) return null;
+    const elapsed = performance.now() - started;
+    if ((e as Error).name === "TimeoutError") {
+      return failure(
+        `Timeout of ${req.timeout_milliseconds} ms reached. Total time: ${elapsed.toFixed(3)} ms`,
+        true,
+      );
+    }
+    return failure(curlStyleMessage(e as Error), false);
+  }
+}
+
+/** Maps a fetch failure to the libcurl wording pg_net records; throws nothing. */
+export function curlStyleMessage(e: Error): string {
+  const text = `${e.message} ${(e.cause as Error | undefined)?.message ?? ""}`;
+  if (/connection refused|tcp connect error/i.test(text)) return "Couldn't connect to server";
+  if (/dns error|failed to lookup|name or service not known/i.test(text)) return "Couldn't resolve host name";
+  if (/invalid url|relative url|url parse/i.test(text)) return "URL using bad/illegal format or missing URL";
+  return e.message;
+}
+
+/** An outcome without a response. */
+function failure(error_msg: string, timed_out: boolean): HttpOutcome {
+  return { status_code: null, content_type: null, headers: null, content: null, timed_out, error_msg };
+}
+
+/** Inserts the outcome, retrying through a database restart for up to ~10 s; throws nothing. */
+async function recordOutcome(
+  sql: postgres.Sql,
+  id: string,
+  o: HttpOutcome,
+  stop: AbortSignal,
+  log: (m: string) => void,
+): Promise<void> {
+  for (let attempt = 0; attempt < 20 && !stop.aborted; attempt++) {
+    try {
+      await sql`
+        insert into net._http_response (id, status_code, content_type, headers, content, timed_out, error_msg)
+        values (${id}, ${o.status_code}, ${o.content_type}, ${o.headers ? sql.json(o.headers) : null},
+                ${o.content}, ${o.timed_out}, ${o.error_msg})`;
+      return;
+    } catch (e) {
+      if (attempt === 0) log(`could not record response ${id} (${(e as Error).message}); retrying`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  log(`dropped response ${id}`);
+}

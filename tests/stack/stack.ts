@@ -1,0 +1,108 @@
+/**
+ * The local Supabase stand-in in one call: PostgreSQL (or a given database), the platform
+ * bootstrap and the project's migrations, the pg_net worker, and the REST and Storage handlers.
+ * It serves no HTTP itself: mount `handleApi` next to `/functions/v1/*`.
+ *
+ * @module
+ */
+import postgres from "npm:postgres@3.4.9";
+import { prepareDatabase } from "./database.ts";
+import { LOCAL_JWT_SECRET, signKey } from "./keys.ts";
+import { type PgNetWorker, startPgNetWorker } from "./pg_net_worker.ts";
+import { type PostgresInstance, startPostgres } from "./postgres.ts";
+import { createRestApi } from "./rest_api.ts";
+import { createStorageApi } from "./storage_api.ts";
+
+/** Options for {@linkcode startStack}. */
+export interface StackOptions {
+  /** Port the caller will serve `handleApi` on (used for `apiUrl`). */
+  apiPort: number;
+  /** Port for the throwaway PostgreSQL (ignored with `databaseUrl`). */
+  dbPort: number;
+  /** Use this database instead of starting one; it is prepared, never dropped. */
+  databaseUrl?: string;
+  /** The project's `supabase/` directory (default: the repo's). */
+  supabaseDir?: string;
+}
+
+/** A running stack. */
+export interface Stack {
+  /** `http://127.0.0.1:<apiPort>`, i.e. SUPABASE_URL once the caller serves handleApi there. */
+  apiUrl: string;
+  dbUrl: string;
+  /** Superuser connection pool. */
+  sql: postgres.Sql;
+  jwtSecret: string;
+  anonKey: string;
+  serviceRoleKey: string;
+  /** The PostgreSQL this stack started (null with `databaseUrl`), e.g. for restart tests. */
+  postgres: PostgresInstance | null;
+  /** Directory holding stored object bytes (removed by stop). */
+  storageDir: string;
+  /** Answers `/storage/v1/*` and `/rest/v1/*`; null for any other path. */
+  handleApi(req: Request): Promise<Response | null>;
+  /** Stops everything this stack started and removes its temp dirs; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Starts the stack; on any failure it cleans up what it started and rethrows. */
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = once(async () => {
+    const errors: unknown[] = [];
+    for (const fn of cleanups.reverse()) await fn().catch((e) => errors.push(e));
+    if (errors.length) throw new AggregateError(errors, "stack: stop failed");
+  });
+  try {
+    let pg: PostgresInstance | null = null;
+    if (!opts.databaseUrl) {
+      pg = await startPostgres({ port: opts.dbPort });
+      cleanups.push(() => pg!.stop());
+    }
+    const dbUrl = opts.databaseUrl ?? pg!.url;
+    await prepareDatabase(dbUrl, { supabaseDir: opts.supabaseDir });
+
+    const storageDir = await Deno.makeTempDir({ prefix: "supa-stack-storage-" });
+    cleanups.push(() => Deno.remove(storageDir, { recursive: true }));
+    const sql = postgres(dbUrl, { max: 10, onnotice: () => {} });
+    cleanups.push(() => sql.end({ timeout: 5 }));
+
+    // Only drive our own stand-in queue: with the real pg_net installed, its worker owns the queue.
+    const [standIn] = await sql`select obj_description('net'::regnamespace, 'pg_namespace') like 'pg_net stand-in%' as yes
+                                 from pg_namespace where nspname = 'net'`;
+    if (standIn?.yes) {
+      const worker: PgNetWorker = startPgNetWorker(dbUrl);
+      cleanups.push(() => worker.stop());
+    }
+
+    const jwtSecret = LOCAL_JWT_SECRET;
+    const rest = createRestApi({ sql, jwtSecret });
+    const storage = createStorageApi({ sql, jwtSecret, dataDir: storageDir });
+    return {
+      apiUrl: `http://127.0.0.1:${opts.apiPort}`,
+      dbUrl,
+      sql,
+      jwtSecret,
+      anonKey: await signKey("anon", jwtSecret),
+      serviceRoleKey: await signKey("service_role", jwtSecret),
+      postgres: pg,
+      storageDir,
+      handleApi(req) {
+        const path = new URL(req.url).pathname;
+        if (path.startsWith("/storage/v1/")) return storage(req);
+        if (path.startsWith("/rest/v1/")) return rest(req);
+        return Promise.resolve(null);
+      },
+      stop,
+    };
+  } catch (e) {
+    await stop().catch(() => {});
+    throw e;
+  }
+}
+
+/** Wraps fn so every call shares the first call's promise. */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | null = null;
+  return () => (p ??= fn());
+}

@@ -1,0 +1,70 @@
+/**
+ * Helpers shared by the stack's tests: free ports, serving `handleApi`, bounded polling.
+ *
+ * @module
+ */
+import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
+import type { Stack } from "./stack.ts";
+
+/** Returns a TCP port on 127.0.0.1 that was free a moment ago; throws if none can be bound. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Serves stack.handleApi on 127.0.0.1:port (404 for other paths); throws if the port is taken. */
+export function serveApi(stack: Stack, port: number): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (req) =>
+    (await stack.handleApi(req)) ?? new Response("not found", { status: 404 }));
+}
+
+/** A supabase-js client for url with an API key, optionally acting as a user via their access token. */
+export function client(url: string, apiKey: string, userToken?: string): SupabaseClient {
+  return createClient(url, apiKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    ...(userToken ? { accessToken: () => Promise.resolve(userToken) } : {}),
+  });
+}
+
+/** Polls fn until it returns a truthy value; throws with label after timeoutMs. */
+export async function waitFor<T>(label: string, fn: () => Promise<T> | T, timeoutMs = 5000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}${last ? `: ${last}` : ""}`);
+}
+
+/** Writes a throwaway `supabase/` dir with the given migrations (file name → SQL) and optional seed; throws on I/O errors. */
+export async function supabaseDirWith(migrations: Record<string, string>, seed?: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "supa-stack-test-" });
+  await Deno.mkdir(`${dir}/migrations`);
+  for (const [name, text] of Object.entries(migrations)) await Deno.writeTextFile(`${dir}/migrations/${name}`, text);
+  if (seed !== undefined) await Deno.writeTextFile(`${dir}/seed.sql`, seed);
+  return dir;
+}
+
+/** True when some process's command line contains needle (pgrep -f). */
+export async function processRunning(needle: string): Promise<boolean> {
+  const out = await new Deno.Command("pgrep", { args: ["-f", needle], stdout: "null", stderr: "null" }).output();
+  return out.code === 0;
+}
+
+/** True when the path exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
