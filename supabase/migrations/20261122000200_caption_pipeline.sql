@@ -16,7 +16,7 @@ comment on schema captioning is 'Job state of the captioning pipeline; not expos
 revoke all on schema captioning from public, anon, authenticated;
 grant usage on schema captioning to service_role;
 
--- Tunables, changeable with a plain UPDATE.
+-- Tunables, changeable with a plain UPDATE (durations in seconds, fractions allowed).
 create table if not exists captioning.settings (
   key text primary key,
   value text not null
@@ -244,7 +244,7 @@ begin
           attempts = j.attempts + 1,
           object_version = obj.version,
           lease_token = gen_random_uuid(),
-          lease_until = now() + make_interval(secs => captioning.setting('lease_seconds')::integer),
+          lease_until = now() + make_interval(secs => captioning.setting('lease_seconds')::double precision),
           updated_at = now()
       where j.object_id = obj.id
       returning * into job;
@@ -378,7 +378,7 @@ begin
     select j.object_id from captioning.jobs j
     where (j.status = 'pending' and j.next_attempt_at <= now()
            and (j.last_dispatched_at is null
-                or j.last_dispatched_at < now() - make_interval(secs => captioning.setting('redispatch_seconds')::integer)
+                or j.last_dispatched_at < now() - make_interval(secs => captioning.setting('redispatch_seconds')::double precision)
                 or j.last_dispatched_at < j.next_attempt_at))
        or (j.status = 'processing' and j.lease_until < now()
            and (j.last_dispatched_at is null or j.last_dispatched_at < j.lease_until))

@@ -35,14 +35,16 @@ export async function prepareDatabase(url: string, opts: PrepareOptions = {}): P
       await tx`create table if not exists supabase_migrations.seed_files (path text primary key, hash text not null)`;
       // Re-run only when bootstrap.sql changed, so it never undoes what migrations did on a prepared database.
       await tx`create table if not exists supabase_migrations.stack_bootstrap (hash text primary key)`;
-      const [done] = await tx`select 1 from supabase_migrations.stack_bootstrap where hash = ${bootstrapHash}`;
+      const [done] =
+        await tx`select 1 from supabase_migrations.stack_bootstrap where hash = ${bootstrapHash}`;
       if (done) return "skip";
       await tx`delete from supabase_migrations.stack_bootstrap`;
       await tx`insert into supabase_migrations.stack_bootstrap (hash) values (${bootstrapHash})`;
     });
     for (const m of await listMigrations(`${dir}/migrations`)) {
       await applyFile(sql, `migrations/${m.file}`, await Deno.readTextFile(m.path), async (tx) => {
-        const [done] = await tx`select 1 from supabase_migrations.schema_migrations where version = ${m.version}`;
+        const [done] =
+          await tx`select 1 from supabase_migrations.schema_migrations where version = ${m.version}`;
         if (done) return "skip";
         await tx`insert into supabase_migrations.schema_migrations (version, name) values (${m.version}, ${m.name})`;
       });
@@ -68,7 +70,9 @@ export async function listMigrations(dir: string): Promise<Migration[]> {
       if (!e.isFile || !e.name.endsWith(".sql")) continue;
       const m = MIGRATION_FILE.exec(e.name);
       if (!m) {
-        console.warn(`prepareDatabase: skipping ${e.name} (file name must match <timestamp>_name.sql)`);
+        console.warn(
+          `prepareDatabase: skipping ${e.name} (file name must match <timestamp>_name.sql)`,
+        );
         continue;
       }
       found.push({ file: e.name, path: `${dir}/${e.name}`, version: m[1], name: m[2] });
@@ -91,7 +95,8 @@ async function applySeed(sql: postgres.Sql, dir: string): Promise<void> {
   }
   const hash = await sha256Hex(text);
   await applyFile(sql, "seed.sql", text, async (tx) => {
-    const [done] = await tx`select 1 from supabase_migrations.seed_files where path = 'seed.sql' and hash = ${hash}`;
+    const [done] =
+      await tx`select 1 from supabase_migrations.seed_files where path = 'seed.sql' and hash = ${hash}`;
     if (done) return "skip";
     await tx`insert into supabase_migrations.seed_files (path, hash) values ('seed.sql', ${hash})
              on conflict (path) do update set hash = excluded.hash`;
@@ -101,7 +106,12 @@ async function applySeed(sql: postgres.Sql, dir: string): Promise<void> {
 type Before = (tx: postgres.TransactionSql) => Promise<"skip" | void>;
 
 /** Runs one SQL file in its own transaction under the advisory lock; throws an Error naming the file. */
-async function applyFile(sql: postgres.Sql, label: string, text: string, before: Before): Promise<void> {
+async function applyFile(
+  sql: postgres.Sql,
+  label: string,
+  text: string,
+  before: Before,
+): Promise<void> {
   try {
     await sql.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(${LOCK_KEY})`;
@@ -109,10 +119,23 @@ async function applyFile(sql: postgres.Sql, label: string, text: string, before:
       await tx.unsafe(text).simple();
     });
   } catch (e) {
-    const pg = e as { message?: string; detail?: string; hint?: string; where?: string; position?: string };
-    const extra = [pg.detail && `detail: ${pg.detail}`, pg.hint && `hint: ${pg.hint}`, pg.where && `where: ${pg.where}`]
+    const pg = e as {
+      message?: string;
+      detail?: string;
+      hint?: string;
+      where?: string;
+      position?: string;
+    };
+    const extra = [
+      pg.detail && `detail: ${pg.detail}`,
+      pg.hint && `hint: ${pg.hint}`,
+      pg.where && `where: ${pg.where}`,
+    ]
       .filter(Boolean).join("; ");
-    throw new Error(`prepareDatabase: ${label} failed: ${pg.message}${extra ? ` (${extra})` : ""}`, { cause: e });
+    throw new Error(
+      `prepareDatabase: ${label} failed: ${pg.message}${extra ? ` (${extra})` : ""}`,
+      { cause: e },
+    );
   }
 }
 

@@ -15,18 +15,31 @@ Deno.test("migrations run once in filename order, seed once; a failing file is n
   try {
     await prepareDatabase(pg.url, { supabaseDir: dir });
     await prepareDatabase(pg.url, { supabaseDir: dir });
-    const versions = await sql`select version, name from supabase_migrations.schema_migrations order by version`;
-    assert.deepEqual(versions.map((r) => `${r.version}_${r.name}`), ["20240101000000_first", "20240102000000_second"]);
+    const versions =
+      await sql`select version, name from supabase_migrations.schema_migrations order by version`;
+    assert.deepEqual(versions.map((r) => `${r.version}_${r.name}`), [
+      "20240101000000_first",
+      "20240102000000_second",
+    ]);
     assert.equal((await sql`select count(*)::int n from public.things`)[0].n, 1, "seed ran twice");
 
-    await Deno.writeTextFile(`${dir}/migrations/20240103000000_broken.sql`, "create table public.oops (id int);\nselect nope;");
+    await Deno.writeTextFile(
+      `${dir}/migrations/20240103000000_broken.sql`,
+      "create table public.oops (id int);\nselect nope;",
+    );
     await assert.rejects(prepareDatabase(pg.url, { supabaseDir: dir }), (e: Error) => {
-      assert.match(e.message, /migrations\/20240103000000_broken\.sql failed: column "nope" does not exist/);
+      assert.match(
+        e.message,
+        /migrations\/20240103000000_broken\.sql failed: column "nope" does not exist/,
+      );
       return true;
     });
     const [{ oops }] = await sql`select to_regclass('public.oops') is not null as oops`;
     assert.equal(oops, false, "a failed migration must roll back as a whole");
-    assert.equal((await sql`select count(*)::int n from supabase_migrations.schema_migrations`)[0].n, 2);
+    assert.equal(
+      (await sql`select count(*)::int n from supabase_migrations.schema_migrations`)[0].n,
+      2,
+    );
   } finally {
     await sql.end();
     await pg.stop();
@@ -45,7 +58,9 @@ Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net
   const user = "6a1d3f0e-5b7c-4e2a-9d8f-0c1b2a3e4f5d";
   const as = <T>(role: string, claims: object, fn: (tx: postgres.TransactionSql) => Promise<T>) =>
     sql.begin(async (tx) => {
-      await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
+      await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${
+        JSON.stringify(claims)
+      }, true)`;
       return await fn(tx);
     });
   try {
@@ -61,23 +76,41 @@ Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net
       ["service_role", false, true],
     ]);
 
-    const [who] = await as("authenticated", { sub: user, role: "authenticated" }, (tx) =>
-      tx`select auth.uid() as uid, auth.role() as role, auth.jwt() ->> 'sub' as sub`);
+    const [who] = await as(
+      "authenticated",
+      { sub: user, role: "authenticated" },
+      (tx) => tx`select auth.uid() as uid, auth.role() as role, auth.jwt() ->> 'sub' as sub`,
+    );
     assert.deepEqual({ ...who }, { uid: user, role: "authenticated", sub: user });
     const [nobody] = await as("anon", { role: "anon" }, (tx) => tx`select auth.uid() as uid`);
     assert.equal(nobody.uid, null);
 
     await sql`insert into storage.buckets (id, name) values ('b', 'b')`;
-    const [obj] = await sql`insert into storage.objects (bucket_id, name) values ('b', 'x/y/z.png') returning *`;
+    const [obj] =
+      await sql`insert into storage.objects (bucket_id, name) values ('b', 'x/y/z.png') returning *`;
     assert.deepEqual(obj.path_tokens, ["x", "y", "z.png"]);
     assert.deepEqual(Object.keys(obj).sort(), [
-      "bucket_id", "created_at", "id", "last_accessed_at", "metadata", "name", "owner", "owner_id",
-      "path_tokens", "updated_at", "user_metadata", "version",
+      "bucket_id",
+      "created_at",
+      "id",
+      "last_accessed_at",
+      "metadata",
+      "name",
+      "owner",
+      "owner_id",
+      "path_tokens",
+      "updated_at",
+      "user_metadata",
+      "version",
     ]);
-    const [f] = await sql`select storage.foldername(${obj.name}) d, storage.filename(${obj.name}) f, storage.extension(${obj.name}) e`;
+    const [f] =
+      await sql`select storage.foldername(${obj.name}) d, storage.filename(${obj.name}) f, storage.extension(${obj.name}) e`;
     assert.deepEqual({ ...f }, { d: ["x", "y"], f: "z.png", e: "png" });
 
-    await assert.rejects(sql`delete from storage.objects`, { code: "42501", message: /Direct deletion from storage tables/ });
+    await assert.rejects(sql`delete from storage.objects`, {
+      code: "42501",
+      message: /Direct deletion from storage tables/,
+    });
     await assert.rejects(sql`delete from storage.buckets`, { code: "42501" });
     const deleted = await sql.begin(async (tx) => {
       await tx`select set_config('storage.allow_delete_query', 'true', true)`;
@@ -85,12 +118,20 @@ Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net
     });
     assert.equal(deleted.length, 1);
 
-    const [{ create_secret: id }] = await sql`select vault.create_secret('s3cret', 'api_key', 'for tests')`;
+    const [{ create_secret: id }] =
+      await sql`select vault.create_secret('s3cret', 'api_key', 'for tests')`;
     await sql`select vault.update_secret(${id}, 'n3w')`;
-    const [secret] = await sql`select name, description, decrypted_secret from vault.decrypted_secrets where id = ${id}`;
-    assert.deepEqual({ ...secret }, { name: "api_key", description: "for tests", decrypted_secret: "n3w" });
+    const [secret] =
+      await sql`select name, description, decrypted_secret from vault.decrypted_secrets where id = ${id}`;
+    assert.deepEqual({ ...secret }, {
+      name: "api_key",
+      description: "for tests",
+      decrypted_secret: "n3w",
+    });
     for (const role of ["service_role", "authenticated", "anon"]) {
-      await assert.rejects(as(role, { role }, (tx) => tx`select * from vault.decrypted_secrets`), { code: "42501" });
+      await assert.rejects(as(role, { role }, (tx) => tx`select * from vault.decrypted_secrets`), {
+        code: "42501",
+      });
     }
 
     // Tables a migration creates later in public are reachable by the API roles (RLS then decides).
@@ -98,9 +139,14 @@ Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net
     await as("anon", { role: "anon" }, (tx) => tx`insert into public.later values (1)`);
 
     // Service role may enqueue webhooks but not read the queue.
-    const [{ rid }] = await as("service_role", { role: "service_role" }, (tx) =>
-      tx`select net.http_post('http://127.0.0.1:9/hook', '{"a":1}', '{"q":"a b"}', timeout_milliseconds => 1000) as rid`);
-    const [queued] = await sql`select method, url, headers, convert_from(body, 'UTF8') as body, timeout_milliseconds
+    const [{ rid }] = await as(
+      "service_role",
+      { role: "service_role" },
+      (tx) =>
+        tx`select net.http_post('http://127.0.0.1:9/hook', '{"a":1}', '{"q":"a b"}', timeout_milliseconds => 1000) as rid`,
+    );
+    const [queued] =
+      await sql`select method, url, headers, convert_from(body, 'UTF8') as body, timeout_milliseconds
                                  from net.http_request_queue where id = ${rid}`;
     assert.deepEqual({ ...queued }, {
       method: "POST",
@@ -109,9 +155,16 @@ Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net
       body: '{"a": 1}',
       timeout_milliseconds: 1000,
     });
-    await assert.rejects(as("service_role", { role: "service_role" }, (tx) => tx`select * from net.http_request_queue`), {
-      code: "42501",
-    });
+    await assert.rejects(
+      as(
+        "service_role",
+        { role: "service_role" },
+        (tx) => tx`select * from net.http_request_queue`,
+      ),
+      {
+        code: "42501",
+      },
+    );
   } finally {
     await sql.end();
     await pg.stop();

@@ -19,6 +19,8 @@ export interface DevOptions {
   env: Env;
   /** How often to run `captioning.sweep()` when pg_cron cannot run it every few seconds. */
   sweepIntervalMs?: number;
+  /** Fault injection for tests: a response here replaces the real one. */
+  intercept?: (req: Request) => Response | undefined | Promise<Response | undefined>;
 }
 
 /** A running local Supabase. */
@@ -27,7 +29,7 @@ export interface Dev {
   stack: Stack;
   /** The environment the functions were given. */
   functionsEnv: Env;
-  /** While true, `/functions/v1/*` refuses connections' requests with 503, as if the runtime were down. */
+  /** While true, `/functions/v1/*` answers 503, as if the functions runtime were down. */
   setFunctionsDown(down: boolean): void;
   stop(): Promise<void>;
 }
@@ -60,6 +62,8 @@ export async function startDev(opts: DevOptions): Promise<Dev> {
       if (functionsDown && new URL(req.url).pathname.startsWith("/functions/")) {
         return Response.json({ error: "functions runtime is down" }, { status: 503 });
       }
+      const injected = await opts.intercept?.(req);
+      if (injected) return injected;
       return (await routeFunction(req)) ?? (await stack.handleApi(req)) ??
         Response.json({ error: "Not found" }, { status: 404 });
     });

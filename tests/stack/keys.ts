@@ -33,7 +33,10 @@ export interface UserTokenOptions {
 }
 
 /** Mints a signed-in user's access token (role and aud `authenticated`); throws nothing. */
-export async function signUserToken(opts: UserTokenOptions, secret: string = LOCAL_JWT_SECRET): Promise<string> {
+export async function signUserToken(
+  opts: UserTokenOptions,
+  secret: string = LOCAL_JWT_SECRET,
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return await new SignJWT({
     sub: opts.sub,
@@ -48,8 +51,13 @@ export async function signUserToken(opts: UserTokenOptions, secret: string = LOC
 }
 
 /** Verifies an HS256 token and returns its claims; throws jose's error when it is malformed, forged or expired. */
-export async function verifyApiJwt(token: string, secret: string = LOCAL_JWT_SECRET): Promise<ApiClaims> {
-  const { payload } = await jwtVerify<ApiClaims>(token, secretKey(secret), { algorithms: ["HS256"] });
+export async function verifyApiJwt(
+  token: string,
+  secret: string = LOCAL_JWT_SECRET,
+): Promise<ApiClaims> {
+  const { payload } = await jwtVerify<ApiClaims>(token, secretKey(secret), {
+    algorithms: ["HS256"],
+  });
   return payload;
 }
 

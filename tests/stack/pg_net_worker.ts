@@ -182,14 +182,25 @@ export async function send(req: QueuedRequest, stop: AbortSignal): Promise<HttpO
 export function curlStyleMessage(e: Error): string {
   const text = `${e.message} ${(e.cause as Error | undefined)?.message ?? ""}`;
   if (/connection refused|tcp connect error/i.test(text)) return "Couldn't connect to server";
-  if (/dns error|failed to lookup|name or service not known/i.test(text)) return "Couldn't resolve host name";
-  if (/invalid url|relative url|url parse/i.test(text)) return "URL using bad/illegal format or missing URL";
+  if (/dns error|failed to lookup|name or service not known/i.test(text)) {
+    return "Couldn't resolve host name";
+  }
+  if (/invalid url|relative url|url parse/i.test(text)) {
+    return "URL using bad/illegal format or missing URL";
+  }
   return e.message;
 }
 
 /** An outcome without a response. */
 function failure(error_msg: string, timed_out: boolean): HttpOutcome {
-  return { status_code: null, content_type: null, headers: null, content: null, timed_out, error_msg };
+  return {
+    status_code: null,
+    content_type: null,
+    headers: null,
+    content: null,
+    timed_out,
+    error_msg,
+  };
 }
 
 /** Inserts the outcome, retrying through a database restart for up to ~10 s; throws nothing. */
@@ -204,7 +215,9 @@ async function recordOutcome(
     try {
       await sql`
         insert into net._http_response (id, status_code, content_type, headers, content, timed_out, error_msg)
-        values (${id}, ${o.status_code}, ${o.content_type}, ${o.headers ? sql.json(o.headers) : null},
+        values (${id}, ${o.status_code}, ${o.content_type}, ${
+        o.headers ? sql.json(o.headers) : null
+      },
                 ${o.content}, ${o.timed_out}, ${o.error_msg})`;
       return;
     } catch (e) {

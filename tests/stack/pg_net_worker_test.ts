@@ -20,8 +20,15 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
   const target = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const url = new URL(req.url);
     const body = await req.text();
-    seen.push({ path: url.pathname + url.search, headers: req.headers, body, at: performance.now() });
-    if (url.pathname === "/slow") await new Promise((r) => setTimeout(r, Number(url.searchParams.get("ms"))));
+    seen.push({
+      path: url.pathname + url.search,
+      headers: req.headers,
+      body,
+      at: performance.now(),
+    });
+    if (url.pathname === "/slow") {
+      await new Promise((r) => setTimeout(r, Number(url.searchParams.get("ms"))));
+    }
     if (url.pathname === "/fail") return Response.json({ boom: true }, { status: 500 });
     return Response.json({ ok: true, echo: body }, { headers: { "x-target": "yes" } });
   });
@@ -29,30 +36,40 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
   const logs: string[] = [];
   let worker: ReturnType<typeof startPgNetWorker> | null = null;
   const response = (id: string) =>
-    waitFor(`response ${id}`, async () => (await sql`select * from net._http_response where id = ${id}`)[0]);
+    waitFor(
+      `response ${id}`,
+      async () => (await sql`select * from net._http_response where id = ${id}`)[0],
+    );
   const post = (path: string, timeout = 2000) =>
-    sql`select net.http_post(${base + path}, '{"n":1}', headers => '{"Content-Type":"application/json","X-Custom":"c"}',
-                             timeout_milliseconds => ${timeout}) as id`.then((r) => r[0].id as string);
+    sql`select net.http_post(${
+      base + path
+    }, '{"n":1}', headers => '{"Content-Type":"application/json","X-Custom":"c"}',
+                             timeout_milliseconds => ${timeout}) as id`.then((r) =>
+      r[0].id as string
+    );
   try {
     await prepareDatabase(pg.url, { supabaseDir: dir });
     // Queued before the worker starts: picked up by polling.
     const early = await post("/early");
     worker = startPgNetWorker(pg.url, { log: (m) => logs.push(m) });
 
-    await t.step("a committed request is sent once, with pg_net's headers, and its 200 recorded", async () => {
-      const r = await response(early);
-      assert.equal(r.status_code, 200);
-      assert.equal(r.timed_out, false);
-      assert.equal(r.error_msg, null);
-      assert.match(r.content_type, /application\/json/);
-      assert.equal(r.headers["x-target"], "yes");
-      assert.deepEqual(JSON.parse(r.content), { ok: true, echo: '{"n": 1}' });
-      const hit = seen.find((s) => s.path === "/early")!;
-      assert.equal(hit.headers.get("user-agent"), "pg_net/0.20.4");
-      assert.equal(hit.headers.get("content-type"), "application/json");
-      assert.equal(hit.headers.get("x-custom"), "c");
-      assert.equal(seen.filter((s) => s.path === "/early").length, 1);
-    });
+    await t.step(
+      "a committed request is sent once, with pg_net's headers, and its 200 recorded",
+      async () => {
+        const r = await response(early);
+        assert.equal(r.status_code, 200);
+        assert.equal(r.timed_out, false);
+        assert.equal(r.error_msg, null);
+        assert.match(r.content_type, /application\/json/);
+        assert.equal(r.headers["x-target"], "yes");
+        assert.deepEqual(JSON.parse(r.content), { ok: true, echo: '{"n": 1}' });
+        const hit = seen.find((s) => s.path === "/early")!;
+        assert.equal(hit.headers.get("user-agent"), "pg_net/0.20.4");
+        assert.equal(hit.headers.get("content-type"), "application/json");
+        assert.equal(hit.headers.get("x-custom"), "c");
+        assert.equal(seen.filter((s) => s.path === "/early").length, 1);
+      },
+    );
 
     await t.step("a rolled-back request is never sent", async () => {
       await sql.begin(async (tx) => {
@@ -87,13 +104,16 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
       assert.equal(seen.filter((s) => s.path === "/fail").length, 1);
     });
 
-    await t.step("a timeout is recorded with NULL status, though the server got the request", async () => {
-      const r = await response(await post("/slow?ms=1500", 300));
-      assert.equal(r.status_code, null);
-      assert.equal(r.timed_out, true);
-      assert.match(r.error_msg, /^Timeout of 300 ms reached/);
-      assert.ok(seen.some((s) => s.path === "/slow?ms=1500"));
-    });
+    await t.step(
+      "a timeout is recorded with NULL status, though the server got the request",
+      async () => {
+        const r = await response(await post("/slow?ms=1500", 300));
+        assert.equal(r.status_code, null);
+        assert.equal(r.timed_out, true);
+        assert.match(r.error_msg, /^Timeout of 300 ms reached/);
+        assert.ok(seen.some((s) => s.path === "/slow?ms=1500"));
+      },
+    );
 
     await t.step("a refused port is recorded as Couldn't connect to server", async () => {
       const closed = freePort();
@@ -104,14 +124,24 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
       assert.equal(r.error_msg, "Couldn't connect to server");
     });
 
-    await t.step("a slow request holds up the ones queued behind it; params become the query string", async () => {
-      const [ids] = await sql`select net.http_post(${base + "/slow"}, params => '{"ms":"600"}') as slow,
-                                     net.http_get(${base + "/behind"}, params => '{"q":"a&b"}') as behind`;
-      await response(ids.behind);
-      const slow = seen.find((s) => s.path === "/slow?ms=600")!;
-      const behind = seen.find((s) => s.path === "/behind?q=a%26b")!;
-      assert.ok(behind.at - slow.at >= 550, `the second request came ${behind.at - slow.at} ms after the slow one`);
-    });
+    await t.step(
+      "a slow request holds up the ones queued behind it; params become the query string",
+      async () => {
+        const [ids] = await sql`select net.http_post(${
+          base + "/slow"
+        }, params => '{"ms":"600"}') as slow,
+                                     net.http_get(${
+          base + "/behind"
+        }, params => '{"q":"a&b"}') as behind`;
+        await response(ids.behind);
+        const slow = seen.find((s) => s.path === "/slow?ms=600")!;
+        const behind = seen.find((s) => s.path === "/behind?q=a%26b")!;
+        assert.ok(
+          behind.at - slow.at >= 550,
+          `the second request came ${behind.at - slow.at} ms after the slow one`,
+        );
+      },
+    );
 
     await t.step("it survives a PostgreSQL crash-restart and keeps delivering", async () => {
       await pg.restart("immediate");
@@ -125,7 +155,10 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
       const [{ id }] = await sql`select net.http_post(${base + "/after-stop"}) as id`;
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(seen.filter((s) => s.path === "/after-stop").length, 0);
-      assert.equal((await sql`select count(*)::int n from net.http_request_queue where id = ${id}`)[0].n, 1);
+      assert.equal(
+        (await sql`select count(*)::int n from net.http_request_queue where id = ${id}`)[0].n,
+        1,
+      );
     });
   } finally {
     await worker?.stop();

@@ -13,6 +13,8 @@ export interface PostgresOptions {
   binDir?: string;
   /** Seconds to wait for start and stop. */
   timeoutSeconds?: number;
+  /** Parent of the cluster's temp dir (default: the system temp dir); must be traversable by `nobody`. */
+  tempRoot?: string;
 }
 
 /** A running cluster. */
@@ -39,7 +41,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresInst
   const timeout = opts.timeoutSeconds ?? 30;
   assertPortFree(opts.port);
 
-  const tempDir = await Deno.makeTempDir({ prefix: "supa-stack-pg-" });
+  const tempDir = await Deno.makeTempDir({ prefix: "supa-stack-pg-", dir: opts.tempRoot });
   const dataDir = `${tempDir}/data`;
   const logFile = `${tempDir}/postgres.log`;
   const owner = Deno.uid() === 0 ? unprivilegedUser() : null;
@@ -53,11 +55,24 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresInst
     if (owner) await Deno.chown(pwFile, owner.uid, owner.gid);
 
     await run(owner, `${binDir}/initdb`, [
-      "-D", dataDir, "-U", "postgres", "--pwfile", pwFile, "-E", "UTF8", "--locale=C",
-      "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "--no-instructions",
+      "-D",
+      dataDir,
+      "-U",
+      "postgres",
+      "--pwfile",
+      pwFile,
+      "-E",
+      "UTF8",
+      "--locale=C",
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+      "--no-sync",
+      "--no-instructions",
     ]);
     await Deno.remove(pwFile);
-    await Deno.writeTextFile(`${dataDir}/postgresql.conf`, serverSettings(opts.port, tempDir), { append: true });
+    await Deno.writeTextFile(`${dataDir}/postgresql.conf`, serverSettings(opts.port, tempDir), {
+      append: true,
+    });
 
     await pgCtlStart(owner, binDir, dataDir, logFile, timeout);
     started = true;
@@ -103,7 +118,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresInst
   };
 }
 
-/** Returns the postmaster.conf lines for a fast, loopback-only throwaway server; throws nothing. */
+/** Returns the postgresql.conf lines for a fast, loopback-only throwaway server; throws nothing. */
 export function serverSettings(port: number, socketDir: string): string {
   const lines = [
     "",
@@ -112,14 +127,17 @@ export function serverSettings(port: number, socketDir: string): string {
     `port = ${port}`,
     `unix_socket_directories = '${socketDir}'`,
     "fsync = off",
-    "synchronous_commit = off",
+    // A committed upload must survive an immediate (crash-like) restart, as on the platform.
+    "synchronous_commit = on",
     "full_page_writes = off",
     "max_connections = 100",
   ];
-  // pg_cron needs preloading and a home database; only when the package is installed.
-  if (fileExists(`${EXTENSION_DIR}/pg_cron.control`)) {
-    lines.push("shared_preload_libraries = 'pg_cron'", "cron.database_name = 'postgres'");
-  }
+  // pg_cron (and the real pg_net, when installed) run background workers, which need preloading.
+  const preload = ["pg_cron", "pg_net"].filter((ext) =>
+    fileExists(`${EXTENSION_DIR}/${ext}.control`)
+  );
+  if (preload.length) lines.push(`shared_preload_libraries = '${preload.join(",")}'`);
+  if (preload.includes("pg_cron")) lines.push("cron.database_name = 'postgres'");
   return lines.join("\n") + "\n";
 }
 
@@ -143,8 +161,12 @@ interface Owner {
 
 /** Looks up `nobody` in /etc/passwd; throws if it is missing. */
 function unprivilegedUser(): Owner {
-  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((l) => l.startsWith("nobody:"));
-  if (!line) throw new Error("postgres: running as root but there is no `nobody` user to run PostgreSQL as");
+  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((l) =>
+    l.startsWith("nobody:")
+  );
+  if (!line) {
+    throw new Error("postgres: running as root but there is no `nobody` user to run PostgreSQL as");
+  }
   const [user, , uid, gid] = line.split(":");
   return { user, uid: Number(uid), gid: Number(gid) };
 }
@@ -161,24 +183,62 @@ async function run(owner: Owner | null, cmd: string, args: string[]): Promise<st
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`postgres: ${cmd.split("/").pop()} ${args[0]} failed (exit ${out.code}):\n${text}`);
+  if (!out.success) {
+    throw new Error(
+      `postgres: ${cmd.split("/").pop()} ${args[0]} failed (exit ${out.code}):\n${text}`,
+    );
+  }
   return text;
 }
 
 /** Starts the server and waits until it accepts connections; throws with the server log tail otherwise. */
-async function pgCtlStart(owner: Owner | null, binDir: string, dataDir: string, logFile: string, timeout: number) {
+async function pgCtlStart(
+  owner: Owner | null,
+  binDir: string,
+  dataDir: string,
+  logFile: string,
+  timeout: number,
+) {
   try {
-    await run(owner, `${binDir}/pg_ctl`, ["start", "-D", dataDir, "-l", logFile, "-w", "-t", String(timeout)]);
+    await run(owner, `${binDir}/pg_ctl`, [
+      "start",
+      "-D",
+      dataDir,
+      "-l",
+      logFile,
+      "-w",
+      "-t",
+      String(timeout),
+    ]);
   } catch (e) {
     const log = await Deno.readTextFile(logFile).catch(() => "");
     await killAndWait(dataDir, timeout);
-    throw new Error(`${(e as Error).message}\n--- server log (tail) ---\n${log.split("\n").slice(-20).join("\n")}`);
+    throw new Error(
+      `${(e as Error).message}\n--- server log (tail) ---\n${
+        log.split("\n").slice(-20).join("\n")
+      }`,
+    );
   }
 }
 
 /** Stops the server with pg_ctl and waits for the postmaster to exit; throws if pg_ctl fails. */
-async function pgCtlStop(owner: Owner | null, binDir: string, dataDir: string, mode: string, timeout: number) {
-  await run(owner, `${binDir}/pg_ctl`, ["stop", "-D", dataDir, "-m", mode, "-w", "-t", String(timeout)]);
+async function pgCtlStop(
+  owner: Owner | null,
+  binDir: string,
+  dataDir: string,
+  mode: string,
+  timeout: number,
+) {
+  await run(owner, `${binDir}/pg_ctl`, [
+    "stop",
+    "-D",
+    dataDir,
+    "-m",
+    mode,
+    "-w",
+    "-t",
+    String(timeout),
+  ]);
 }
 
 /** Reads the postmaster's pid from postmaster.pid; returns null when there is none. */
@@ -197,7 +257,9 @@ async function killAndWait(dataDir: string, timeout: number): Promise<void> {
   if (!pid || !isPostmaster(pid, dataDir)) return;
   tryKill(pid, "SIGKILL");
   const deadline = Date.now() + timeout * 1000;
-  while (Date.now() < deadline && fileExists(`/proc/${pid}`)) await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() < deadline && fileExists(`/proc/${pid}`)) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** True when pid is still this cluster's postmaster (pids get reused). */

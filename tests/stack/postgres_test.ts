@@ -4,7 +4,10 @@ import { startPostgres } from "./postgres.ts";
 import { exists, freePort, processRunning } from "./testing.ts";
 
 Deno.test("two clusters run side by side, and stop() leaves no process and no temp dir", async () => {
-  const [a, b] = await Promise.all([startPostgres({ port: freePort() }), startPostgres({ port: freePort() })]);
+  const [a, b] = await Promise.all([
+    startPostgres({ port: freePort() }),
+    startPostgres({ port: freePort() }),
+  ]);
   const sqlA = postgres(a.url, { onnotice: () => {} });
   const sqlB = postgres(b.url, { onnotice: () => {} });
   try {

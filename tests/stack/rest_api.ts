@@ -30,7 +30,10 @@ interface ApiError {
 
 /** An error that is already an HTTP answer. */
 class HttpError extends Error {
-  constructor(readonly status: number, readonly body: ApiError) {
+  constructor(
+    readonly status: number,
+    readonly body: ApiError | { message: string; hint: string },
+  ) {
     super(body.message);
   }
 }
@@ -54,7 +57,10 @@ export function createRestApi(opts: RestApiOptions): (req: Request) => Promise<R
       const body = ["POST", "PATCH", "PUT"].includes(req.method) ? await readJson(req) : undefined;
       const res = await opts.sql.begin(async (tx) => {
         if (!(await actAs(tx, auth.role, auth.claims))) {
-          throw new HttpError(auth.role === "anon" ? 401 : 403, apiError("42501", `permission denied to set role "${auth.role}"`));
+          throw new HttpError(
+            auth.role === "anon" ? 401 : 403,
+            apiError("42501", `permission denied to set role "${auth.role}"`),
+          );
         }
         if (resource.startsWith("rpc/")) {
           return await callRpc(tx, schema, resource.slice(4), req, url, body);
@@ -68,20 +74,29 @@ export function createRestApi(opts: RestApiOptions): (req: Request) => Promise<R
   };
 }
 
-/** Reads role and claims from the bearer token (else the apikey header); throws HttpError 401 when missing or invalid. */
-export async function authenticate(req: Request, secret: string): Promise<{ role: string; claims: ApiClaims }> {
-  const bearer = req.headers.get("authorization")?.replace(/^bearer\s+/i, "");
-  const token = bearer || req.headers.get("apikey");
-  if (!token) {
-    // What the API gateway answers before PostgREST is reached.
-    throw new HttpError(401, apiError("PGRST301", "No API key found in request", "No `apikey` request header or url param was found."));
+/** Reads role and claims from the bearer token (else the apikey); throws HttpError 401 for a missing apikey or a bad token. */
+export async function authenticate(
+  req: Request,
+  secret: string,
+): Promise<{ role: string; claims: ApiClaims }> {
+  const apikey = req.headers.get("apikey") ?? new URL(req.url).searchParams.get("apikey");
+  if (!apikey) {
+    // The API gateway's answer: /rest/v1 is not reachable without an API key, even with a bearer token.
+    throw new HttpError(401, {
+      message: "No API key found in request",
+      hint: "No `apikey` request header or url param was found.",
+    });
   }
+  const token = req.headers.get("authorization")?.replace(/^bearer\s+/i, "") || apikey;
   try {
     const claims = await verifyApiJwt(token, secret);
     return { role: claims.role ?? "anon", claims };
   } catch (e) {
     const expired = (e as { code?: string }).code === "ERR_JWT_EXPIRED";
-    throw new HttpError(401, apiError(expired ? "PGRST303" : "PGRST301", expired ? "JWT expired" : (e as Error).message));
+    throw new HttpError(
+      401,
+      apiError(expired ? "PGRST303" : "PGRST301", expired ? "JWT expired" : (e as Error).message),
+    );
   }
 }
 
@@ -90,15 +105,32 @@ function pickSchema(req: Request, schemas: string[]): string {
   const header = ["GET", "HEAD"].includes(req.method) ? "accept-profile" : "content-profile";
   const schema = req.headers.get(header) ?? schemas[0];
   if (!schemas.includes(schema)) {
-    throw new HttpError(406, apiError("PGRST106", `Invalid schema: ${schema}`, `Only the following schemas are exposed: ${schemas.join(", ")}`));
+    throw new HttpError(
+      406,
+      apiError(
+        "PGRST106",
+        `Invalid schema: ${schema}`,
+        `Only the following schemas are exposed: ${schemas.join(", ")}`,
+      ),
+    );
   }
   return schema;
 }
 
 /** Serves GET/HEAD/POST/PATCH/DELETE on one table or view; throws HttpError or a PostgreSQL error. */
-async function tableRequest(tx: Sql, schema: string, table: string, req: Request, url: URL, body: unknown) {
+async function tableRequest(
+  tx: Sql,
+  schema: string,
+  table: string,
+  req: Request,
+  url: URL,
+  body: unknown,
+) {
   if (!table || table.includes(".")) {
-    throw new HttpError(404, apiError("PGRST205", `Could not find the table '${schema}.${table}' in the schema cache`));
+    throw new HttpError(
+      404,
+      apiError("PGRST205", `Could not find the table '${schema}.${table}' in the schema cache`),
+    );
   }
   const target = qualified(tx, schema, table);
   const prefer = parsePrefer(req.headers);
@@ -107,17 +139,28 @@ async function tableRequest(tx: Sql, schema: string, table: string, req: Request
   const single = (req.headers.get("accept") ?? "").includes("vnd.pgrst.object+json");
 
   if (req.method === "GET" || req.method === "HEAD") {
-    const rows = tx`select ${columns} from ${target} ${where} ${orderBy(tx, url.searchParams)} ${limits(tx, url.searchParams)}`;
-    const [r] = await tx`select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from (${rows}) _r`;
+    const rows = tx`select ${columns} from ${target} ${where} ${orderBy(tx, url.searchParams)} ${
+      limits(tx, url.searchParams)
+    }`;
+    const [r] =
+      await tx`select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from (${rows}) _r`;
     let total: number | null = null;
     if (prefer.count) [{ total }] = await tx`select count(*)::int as total from ${target} ${where}`;
-    return reply(req.method === "HEAD" ? "" : r.body, r.n, { single, status: 200, total });
+    return reply(req.method === "HEAD" ? null : r.body, r.n, { single, status: 200, total });
   }
 
   let write: Fragment;
   if (req.method === "POST") {
-    write = insertStatement(tx, schema, table, target, body, url.searchParams, prefer.resolution,
-      prefer.resolution ? await primaryKey(tx, schema, table) : []);
+    write = insertStatement(
+      tx,
+      schema,
+      table,
+      target,
+      body,
+      url.searchParams,
+      prefer.resolution,
+      prefer.resolution ? await primaryKey(tx, schema, table) : [],
+    );
   } else if (req.method === "PATCH") {
     write = updateStatement(tx, target, body, where);
   } else if (req.method === "DELETE") {
@@ -129,7 +172,9 @@ async function tableRequest(tx: Sql, schema: string, table: string, req: Request
     select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from (select ${columns} from _w) _r`;
   const created = req.method === "POST";
   if (single && r.n !== 1) throw singularError(r.n);
-  if (prefer.return !== "representation") return reply(null, r.n, { single: false, status: created ? 201 : 204, total: null });
+  if (prefer.return !== "representation") {
+    return reply(null, r.n, { single: false, status: created ? 201 : 204, total: null });
+  }
   return reply(r.body, r.n, { single, status: created ? 201 : 200, total: null });
 }
 
@@ -152,12 +197,18 @@ function insertStatement(
     [...new Set(rows.flatMap((r) => Object.keys(r as object)))];
   if (names.length === 0) return tx`insert into ${target} default values returning *`;
   const cols = list(tx, names.map((n) => ident(tx, n)));
-  const source = tx`select ${cols} from json_populate_recordset(null::${qualified(tx, schema, table)}, ${tx.json(rows as postgres.JSONValue)}::json)`;
+  const source = tx`select ${cols} from json_populate_recordset(null::${
+    qualified(tx, schema, table)
+  }, ${tx.json(rows as postgres.JSONValue)}::json)`;
   if (!resolution) return tx`insert into ${target} (${cols}) ${source} returning *`;
   const keys = params.get("on_conflict")?.split(",").map((c) => c.trim()) ?? pk;
-  if (keys.length === 0) throw new HttpError(400, apiError("PGRST100", "on_conflict needs columns or a primary key"));
+  if (keys.length === 0) {
+    throw new HttpError(400, apiError("PGRST100", "on_conflict needs columns or a primary key"));
+  }
   const conflict = list(tx, keys.map((k) => ident(tx, k)));
-  if (resolution === "ignore") return tx`insert into ${target} (${cols}) ${source} on conflict (${conflict}) do nothing returning *`;
+  if (resolution === "ignore") {
+    return tx`insert into ${target} (${cols}) ${source} on conflict (${conflict}) do nothing returning *`;
+  }
   const sets = list(tx, names.map((n) => tx`${ident(tx, n)} = excluded.${ident(tx, n)}`));
   return tx`insert into ${target} (${cols}) ${source} on conflict (${conflict}) do update set ${sets} returning *`;
 }
@@ -170,7 +221,9 @@ function updateStatement(tx: Sql, target: Fragment, body: unknown, where: Fragme
   const names = Object.keys(body);
   if (names.length === 0) throw new HttpError(400, apiError("PGRST102", "Empty or invalid json"));
   const cols = list(tx, names.map((n) => ident(tx, n)));
-  return tx`update ${target} set (${cols}) = (select ${cols} from json_populate_record(null::${target}, ${tx.json(body as postgres.JSONValue)}::json))
+  return tx`update ${target} set (${cols}) = (select ${cols} from json_populate_record(null::${target}, ${
+    tx.json(body as postgres.JSONValue)
+  }::json))
     ${where} returning *`;
 }
 
@@ -179,7 +232,9 @@ async function callRpc(tx: Sql, schema: string, fn: string, req: Request, url: U
   const args: Record<string, unknown> = req.method === "GET"
     ? Object.fromEntries([...url.searchParams].filter(([k]) => !RESERVED.has(k)))
     : (body ?? {}) as Record<string, unknown>;
-  if (typeof args !== "object" || Array.isArray(args)) throw new HttpError(400, apiError("PGRST102", "Empty or invalid json"));
+  if (typeof args !== "object" || Array.isArray(args)) {
+    throw new HttpError(400, apiError("PGRST102", "Empty or invalid json"));
+  }
   const names = Object.keys(args);
   const candidates = await tx`
     select p.proretset as set, t.typtype as kind, p.prorettype = 'void'::regtype as void,
@@ -191,24 +246,39 @@ async function callRpc(tx: Sql, schema: string, fn: string, req: Request, url: U
       join pg_type t on t.oid = p.prorettype
      where ns.nspname = ${schema} and p.proname = ${fn} and p.prokind = 'f'`;
   const match = candidates.find((c) =>
-    names.every((n) => c.inputs.includes(n)) && c.inputs.slice(0, c.required).every((n: string) => names.includes(n))
+    names.every((n) => c.inputs.includes(n)) &&
+    c.inputs.slice(0, c.required).every((n: string) => names.includes(n))
   );
   if (!match || fn.includes(".")) {
-    throw new HttpError(404, apiError("PGRST202",
-      `Could not find the function ${schema}.${fn}(${names.join(", ")}) in the schema cache`));
+    throw new HttpError(
+      404,
+      apiError(
+        "PGRST202",
+        `Could not find the function ${schema}.${fn}(${names.join(", ")}) in the schema cache`,
+      ),
+    );
   }
-  const call = tx`${qualified(tx, schema, fn)}(${list(tx, names.map((n) => tx`${ident(tx, n)} => ${rpcValue(args[n])}`))})`;
+  const call = tx`${qualified(tx, schema, fn)}(${
+    list(tx, names.map((n) => tx`${ident(tx, n)} => ${rpcValue(args[n])}`))
+  })`;
   if (match.void) {
     await tx`select ${call}`;
     return new Response(null, { status: 204 });
   }
   const single = (req.headers.get("accept") ?? "").includes("vnd.pgrst.object+json");
   if (match.set || match.kind === "c" || match.kind === "p") {
-    const rows = tx`select * from ${call} _r ${whereClause(tx, url.searchParams, true)} ${orderBy(tx, url.searchParams)} ${limits(tx, url.searchParams)}`;
-    const [r] = await tx`select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from (${rows}) _r`;
+    const rows = tx`select * from ${call} _r ${whereClause(tx, url.searchParams, true)} ${
+      orderBy(tx, url.searchParams)
+    } ${limits(tx, url.searchParams)}`;
+    const [r] =
+      await tx`select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from (${rows}) _r`;
     if (match.set) return reply(r.body, r.n, { single, status: 200, total: null });
     // A function returning one composite answers an object, not an array.
-    return reply(JSON.stringify(JSON.parse(r.body)[0] ?? null), 1, { single: false, status: 200, total: null });
+    return reply(JSON.stringify(JSON.parse(r.body)[0] ?? null), 1, {
+      single: false,
+      status: 200,
+      total: null,
+    });
   }
   const [r] = await tx`select to_json(${call})::text as body`;
   return reply(r.body, 1, { single: false, status: 200, total: null });
@@ -230,22 +300,49 @@ export function whereClause(tx: Sql, params: URLSearchParams, rpcArgsInQuery = f
     const m = /^(not\.)?(eq|neq|gt|gte|lt|lte|like|ilike|is|in)\.(.*)$/s.exec(expr);
     if (!m) {
       if (rpcArgsInQuery) continue;
-      throw new HttpError(400, apiError("PGRST100", `failed to parse filter (${expr})`, null, `unsupported filter on "${col}"`));
+      throw new HttpError(
+        400,
+        apiError(
+          "PGRST100",
+          `failed to parse filter (${expr})`,
+          null,
+          `unsupported filter on "${col}"`,
+        ),
+      );
     }
     const [, not, op, value] = m;
     const c = ident(tx, col);
     let cond: Fragment;
     switch (op) {
-      case "eq": cond = tx`${c} = ${value}`; break;
-      case "neq": cond = tx`${c} <> ${value}`; break;
-      case "gt": cond = tx`${c} > ${value}`; break;
-      case "gte": cond = tx`${c} >= ${value}`; break;
-      case "lt": cond = tx`${c} < ${value}`; break;
-      case "lte": cond = tx`${c} <= ${value}`; break;
-      case "like": cond = tx`${c} like ${value.replaceAll("*", "%")}`; break;
-      case "ilike": cond = tx`${c} ilike ${value.replaceAll("*", "%")}`; break;
-      case "in": cond = tx`${c} = any(${parseList(value)})`; break;
-      default: cond = isCondition(tx, c, value);
+      case "eq":
+        cond = tx`${c} = ${value}`;
+        break;
+      case "neq":
+        cond = tx`${c} <> ${value}`;
+        break;
+      case "gt":
+        cond = tx`${c} > ${value}`;
+        break;
+      case "gte":
+        cond = tx`${c} >= ${value}`;
+        break;
+      case "lt":
+        cond = tx`${c} < ${value}`;
+        break;
+      case "lte":
+        cond = tx`${c} <= ${value}`;
+        break;
+      case "like":
+        cond = tx`${c} like ${value.replaceAll("*", "%")}`;
+        break;
+      case "ilike":
+        cond = tx`${c} ilike ${value.replaceAll("*", "%")}`;
+        break;
+      case "in":
+        cond = tx`${c} = any(${parseList(value)})`;
+        break;
+      default:
+        cond = isCondition(tx, c, value);
     }
     conds.push(not ? tx`not (${cond})` : cond);
   }
@@ -255,11 +352,16 @@ export function whereClause(tx: Sql, params: URLSearchParams, rpcArgsInQuery = f
 /** `col is null|not_null|true|false|unknown`; throws PGRST100 otherwise. */
 function isCondition(tx: Sql, c: Fragment, value: string): Fragment {
   switch (value.toLowerCase()) {
-    case "null": return tx`${c} is null`;
-    case "not_null": return tx`${c} is not null`;
-    case "true": return tx`${c} is true`;
-    case "false": return tx`${c} is false`;
-    case "unknown": return tx`${c} is unknown`;
+    case "null":
+      return tx`${c} is null`;
+    case "not_null":
+      return tx`${c} is not null`;
+    case "true":
+      return tx`${c} is true`;
+    case "false":
+      return tx`${c} is false`;
+    case "unknown":
+      return tx`${c} is unknown`;
   }
   throw new HttpError(400, apiError("PGRST100", `failed to parse filter (is.${value})`));
 }
@@ -282,14 +384,25 @@ export function parseList(text: string): string[] {
 function selectList(tx: Sql, select: string | null): Fragment {
   if (!select || select.trim() === "*") return tx`*`;
   const items = select.split(",").map((s) => s.trim()).filter(Boolean);
-  return list(tx, items.map((item) => {
-    if (item === "*") return tx`*`;
-    const m = /^(?:([^:()]+):)?([^:()]+)$/.exec(item);
-    if (!m || m[2].includes("->")) {
-      throw new HttpError(400, apiError("PGRST100", `unsupported select item "${item}"`, null, "this stand-in supports only columns and aliases"));
-    }
-    return m[1] ? tx`${ident(tx, m[2])} as ${ident(tx, m[1])}` : ident(tx, m[2]);
-  }));
+  return list(
+    tx,
+    items.map((item) => {
+      if (item === "*") return tx`*`;
+      const m = /^(?:([^:()]+):)?([^:()]+)$/.exec(item);
+      if (!m || m[2].includes("->")) {
+        throw new HttpError(
+          400,
+          apiError(
+            "PGRST100",
+            `unsupported select item "${item}"`,
+            null,
+            "this stand-in supports only columns and aliases",
+          ),
+        );
+      }
+      return m[1] ? tx`${ident(tx, m[2])} as ${ident(tx, m[1])}` : ident(tx, m[2]);
+    }),
+  );
 }
 
 /** Builds `order by` from `order=a.desc.nullslast,b`; throws PGRST100 on an unknown modifier. */
@@ -316,12 +429,16 @@ function limits(tx: Sql, params: URLSearchParams): Fragment {
   const num = (name: string) => {
     const v = params.get(name);
     if (v === null) return null;
-    if (!/^\d+$/.test(v)) throw new HttpError(400, apiError("PGRST100", `failed to parse ${name} (${v})`));
+    if (!/^\d+$/.test(v)) {
+      throw new HttpError(400, apiError("PGRST100", `failed to parse ${name} (${v})`));
+    }
     return Number(v);
   };
   const limit = num("limit");
   const offset = num("offset");
-  return tx`${limit === null ? tx`` : tx`limit ${limit}`} ${offset === null ? tx`` : tx`offset ${offset}`}`;
+  return tx`${limit === null ? tx`` : tx`limit ${limit}`} ${
+    offset === null ? tx`` : tx`offset ${offset}`
+  }`;
 }
 
 /** Primary-key column names of schema.table (empty when none or unknown); throws on database errors. */
@@ -334,7 +451,9 @@ async function primaryKey(tx: Sql, schema: string, table: string): Promise<strin
 }
 
 /** Parses the Prefer header(s) into the options PostgREST honours here; throws nothing. */
-export function parsePrefer(headers: Headers): { return?: string; resolution?: string; count?: string } {
+export function parsePrefer(
+  headers: Headers,
+): { return?: string; resolution?: string; count?: string } {
   const out: { return?: string; resolution?: string; count?: string } = {};
   for (const part of (headers.get("prefer") ?? "").split(",")) {
     const [k, v] = part.trim().split("=");
@@ -381,7 +500,11 @@ async function readJson(req: Request): Promise<unknown> {
 }
 
 /** Answers a JSON array (or one object for `Accept: application/vnd.pgrst.object+json`); throws PGRST116 when not exactly one row. */
-function reply(body: string | null, n: number, o: { single: boolean; status: number; total: number | null }): Response {
+function reply(
+  body: string | null,
+  n: number,
+  o: { single: boolean; status: number; total: number | null },
+): Response {
   const range = n === 0 ? "*" : `0-${n - 1}`;
   const headers = new Headers({ "content-range": `${range}/${o.total ?? "*"}` });
   if (body === null || o.status === 204) return new Response(null, { status: o.status, headers });
@@ -396,7 +519,14 @@ function reply(body: string | null, n: number, o: { single: boolean; status: num
 
 /** PGRST116, as PostgREST answers `.single()` on zero or several rows. */
 function singularError(n: number): HttpError {
-  return new HttpError(406, apiError("PGRST116", "Cannot coerce the result to a single JSON object", `The result contains ${n} rows`));
+  return new HttpError(
+    406,
+    apiError(
+      "PGRST116",
+      "Cannot coerce the result to a single JSON object",
+      `The result contains ${n} rows`,
+    ),
+  );
 }
 
 /** A 404 for paths outside the API. */
@@ -405,19 +535,27 @@ function notFound(path: string): HttpError {
 }
 
 /** Builds PostgREST's error body. */
-function apiError(code: string, message: string, details: string | null = null, hint: string | null = null): ApiError {
+function apiError(
+  code: string,
+  message: string,
+  details: string | null = null,
+  hint: string | null = null,
+): ApiError {
   return { code, message, details, hint };
 }
 
 /** Maps any failure to PostgREST's status and body; throws nothing. */
 export function errorResponse(e: unknown, role: string): Response {
   let status = 500;
-  let body: ApiError;
+  let body: HttpError["body"];
   if (e instanceof HttpError) {
     status = e.status;
     body = e.body;
-  } else if (e && typeof e === "object" && "code" in e && typeof (e as { code: unknown }).code === "string" &&
-    (e as { name?: string }).name === "PostgresError") {
+  } else if (
+    e && typeof e === "object" && "code" in e &&
+    typeof (e as { code: unknown }).code === "string" &&
+    (e as { name?: string }).name === "PostgresError"
+  ) {
     const pg = e as { code: string; message: string; detail?: string; hint?: string };
     status = pgStatus(pg.code, role);
     body = apiError(pg.code, pg.message, pg.detail ?? null, pg.hint ?? null);
@@ -438,6 +576,9 @@ export function pgStatus(code: string, role: string): number {
   const cls = code.slice(0, 2);
   if (cls === "08" || cls === "53") return 503;
   if (["0L", "0P", "28"].includes(cls)) return 403;
-  if (["09", "25", "2D", "38", "39", "3B", "40", "54", "55", "57", "58", "F0", "HV", "P0", "XX"].includes(cls)) return 500;
+  if (
+    ["09", "25", "2D", "38", "39", "3B", "40", "54", "55", "57", "58", "F0", "HV", "P0", "XX"]
+      .includes(cls)
+  ) return 500;
   return 400;
 }

@@ -11,6 +11,7 @@ import { LOCAL_JWT_SECRET, signKey } from "./keys.ts";
 import { type PgNetWorker, startPgNetWorker } from "./pg_net_worker.ts";
 import { type PostgresInstance, startPostgres } from "./postgres.ts";
 import { createRestApi } from "./rest_api.ts";
+import { guardPostgresJsNullSocket } from "./postgres_js_guard.ts";
 import { createStorageApi } from "./storage_api.ts";
 
 /** Options for {@linkcode startStack}. */
@@ -23,6 +24,8 @@ export interface StackOptions {
   databaseUrl?: string;
   /** The project's `supabase/` directory (default: the repo's). */
   supabaseDir?: string;
+  /** Parent of the stack's temp dirs (default: the system temp dir). */
+  tempRoot?: string;
 }
 
 /** A running stack. */
@@ -47,6 +50,7 @@ export interface Stack {
 
 /** Starts the stack; on any failure it cleans up what it started and rethrows. */
 export async function startStack(opts: StackOptions): Promise<Stack> {
+  guardPostgresJsNullSocket();
   const cleanups: (() => Promise<void>)[] = [];
   const stop = once(async () => {
     const errors: unknown[] = [];
@@ -56,19 +60,23 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   try {
     let pg: PostgresInstance | null = null;
     if (!opts.databaseUrl) {
-      pg = await startPostgres({ port: opts.dbPort });
+      pg = await startPostgres({ port: opts.dbPort, tempRoot: opts.tempRoot });
       cleanups.push(() => pg!.stop());
     }
     const dbUrl = opts.databaseUrl ?? pg!.url;
     await prepareDatabase(dbUrl, { supabaseDir: opts.supabaseDir });
 
-    const storageDir = await Deno.makeTempDir({ prefix: "supa-stack-storage-" });
+    const storageDir = await Deno.makeTempDir({
+      prefix: "supa-stack-storage-",
+      dir: opts.tempRoot,
+    });
     cleanups.push(() => Deno.remove(storageDir, { recursive: true }));
     const sql = postgres(dbUrl, { max: 10, onnotice: () => {} });
     cleanups.push(() => sql.end({ timeout: 5 }));
 
     // Only drive our own stand-in queue: with the real pg_net installed, its worker owns the queue.
-    const [standIn] = await sql`select obj_description('net'::regnamespace, 'pg_namespace') like 'pg_net stand-in%' as yes
+    const [standIn] =
+      await sql`select obj_description('net'::regnamespace, 'pg_namespace') like 'pg_net stand-in%' as yes
                                  from pg_namespace where nspname = 'net'`;
     if (standIn?.yes) {
       const worker: PgNetWorker = startPgNetWorker(dbUrl);

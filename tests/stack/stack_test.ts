@@ -16,15 +16,22 @@ Deno.test("two stacks with the project's migrations run at once, isolated, and s
     const [a, b] = stacks;
     assert.notEqual(a.dbUrl, b.dbUrl);
     for (const s of stacks) {
-      await s.sql`insert into storage.buckets (id, name) values ('stack-test', 'stack-test') on conflict do nothing`;
+      await s
+        .sql`insert into storage.buckets (id, name) values ('stack-test', 'stack-test') on conflict do nothing`;
     }
     const adminA = client(a.apiUrl, a.serviceRoleKey);
     const adminB = client(b.apiUrl, b.serviceRoleKey);
     assert.equal((await adminA.storage.from("stack-test").upload("only-a.txt", "a")).error, null);
-    assert.equal(await (await adminA.storage.from("stack-test").download("only-a.txt")).data?.text(), "a");
+    assert.equal(
+      await (await adminA.storage.from("stack-test").download("only-a.txt")).data?.text(),
+      "a",
+    );
     const inB = await adminB.storage.from("stack-test").download("only-a.txt");
     assert.equal(inB.error?.statusCode, "404");
-    const listed = await adminB.schema("storage").from("buckets").select("id").eq("id", "stack-test");
+    const listed = await adminB.schema("storage").from("buckets").select("id").eq(
+      "id",
+      "stack-test",
+    );
     assert.deepEqual(listed.data, [{ id: "stack-test" }]);
     assert.equal(await a.handleApi(new Request(`${a.apiUrl}/functions/v1/x`)), null);
   } finally {
@@ -41,29 +48,28 @@ Deno.test("two stacks with the project's migrations run at once, isolated, and s
 });
 
 Deno.test("a failed start cleans up after itself and says why", async () => {
-  // A private TMPDIR shows exactly what startStack leaves behind (world-traversable, for the postgres user).
-  const tmp = await Deno.makeTempDir({ prefix: "supa-stack-tmpdir-" });
+  // A private temp root shows exactly what startStack leaves behind (world-traversable, for the postgres user).
+  const tmp = await Deno.makeTempDir({ prefix: "supa-stack-root-" });
   await Deno.chmod(tmp, 0o755);
   const dir = await supabaseDirWith({ "20240101000000_bad.sql": "create table broken (" });
-  const savedTmp = Deno.env.get("TMPDIR");
-  Deno.env.set("TMPDIR", tmp);
   try {
     await assert.rejects(
-      startStack({ apiPort: freePort(), dbPort: freePort(), supabaseDir: dir }),
+      startStack({ apiPort: freePort(), dbPort: freePort(), supabaseDir: dir, tempRoot: tmp }),
       /migrations\/20240101000000_bad\.sql failed/,
     );
     const port = freePort();
     const blocker = Deno.listen({ hostname: "127.0.0.1", port });
     try {
-      await assert.rejects(startStack({ apiPort: freePort(), dbPort: port, supabaseDir: dir }), /already in use/);
+      await assert.rejects(
+        startStack({ apiPort: freePort(), dbPort: port, supabaseDir: dir, tempRoot: tmp }),
+        /already in use/,
+      );
     } finally {
       blocker.close();
     }
     assert.equal(await processRunning(tmp), false, "postgres left running");
     assert.deepEqual([...Deno.readDirSync(tmp)], [], "temp dirs left behind");
   } finally {
-    if (savedTmp === undefined) Deno.env.delete("TMPDIR");
-    else Deno.env.set("TMPDIR", savedTmp);
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(tmp, { recursive: true });
   }
@@ -71,13 +77,21 @@ Deno.test("a failed start cleans up after itself and says why", async () => {
 
 Deno.test("with databaseUrl the stack prepares that database again without touching the server", async () => {
   const pg = await startPostgres({ port: freePort() });
-  const dir = await supabaseDirWith({ "20240101000000_once.sql": "create table public.once (id int);" });
+  const dir = await supabaseDirWith({
+    "20240101000000_once.sql": "create table public.once (id int);",
+  });
   try {
     for (let i = 0; i < 2; i++) {
-      const stack = await startStack({ apiPort: freePort(), dbPort: 0, databaseUrl: pg.url, supabaseDir: dir });
+      const stack = await startStack({
+        apiPort: freePort(),
+        dbPort: 0,
+        databaseUrl: pg.url,
+        supabaseDir: dir,
+      });
       try {
         assert.equal(stack.postgres, null);
-        const [{ n }] = await stack.sql`select count(*)::int n from supabase_migrations.schema_migrations`;
+        const [{ n }] = await stack
+          .sql`select count(*)::int n from supabase_migrations.schema_migrations`;
         assert.equal(n, 1);
       } finally {
         await stack.stop();

@@ -47,6 +47,7 @@ const ROLLBACK = Symbol("rollback");
 const SERVICE: Caller = { role: "service_role", claims: { role: "service_role" }, owner: null };
 // The Storage API accepts only S3-safe key characters (ASCII letters, digits and these symbols).
 const VALID_KEY = /^[A-Za-z0-9_\/!\-.*'() &$@=;:+,?]+$/;
+const UNSUPPORTED = new Set(["list", "list-v2", "move", "copy", "info", "upload", "upload-sign"]);
 const VALID_BUCKET = /^[A-Za-z0-9_!\-.*'() &$@=;:+,?]{1,63}$/;
 
 /** Builds the `/storage/v1/*` handler; it answers every failure in the Storage API's error shape and never throws. */
@@ -70,14 +71,24 @@ async function route(ctx: Ctx, req: Request): Promise<Response> {
   const segments = url.pathname.slice(`${PREFIX}/object/`.length).split("/").map(decodeSegment);
   const [first] = segments;
   const m = req.method;
+  // Routes the real server has and this stand-in does not: answer clearly, never mistake them for uploads.
+  if (UNSUPPORTED.has(first)) return routeNotFound(req, url);
 
-  if (first === "sign" && m === "POST") return await signUrl(ctx, req, await caller(ctx, req), ...splitPath(segments.slice(1)));
-  if (first === "sign" && m === "GET") return await signedDownload(ctx, url, ...splitPath(segments.slice(1)));
-  if (first === "public" && m === "GET") return await publicDownload(ctx, url, ...splitPath(segments.slice(1)));
+  if (first === "sign" && m === "POST") {
+    return await signUrl(ctx, req, await caller(ctx, req), ...splitPath(segments.slice(1)));
+  }
+  if (first === "sign" && m === "GET") {
+    return await signedDownload(ctx, url, ...splitPath(segments.slice(1)));
+  }
+  if (first === "public" && m === "GET") {
+    return await publicDownload(ctx, url, ...splitPath(segments.slice(1)));
+  }
   if (first === "authenticated" && m === "GET") {
     return await download(ctx, url, await caller(ctx, req), ...splitPath(segments.slice(1)));
   }
-  if (m === "DELETE" && segments.length === 1) return await removeMany(ctx, req, await caller(ctx, req), first);
+  if (m === "DELETE" && segments.length === 1) {
+    return await removeMany(ctx, req, await caller(ctx, req), first);
+  }
   if (m === "DELETE") return await removeOne(ctx, await caller(ctx, req), ...splitPath(segments));
   if (m === "GET") return await download(ctx, url, await caller(ctx, req), ...splitPath(segments));
   if (m === "POST" || m === "PUT") {
@@ -101,13 +112,22 @@ async function caller(ctx: Ctx, req: Request): Promise<Caller> {
 }
 
 /** Uploads the request body to bucket/name; throws the Storage API's errors (404 bucket, 409 duplicate, 403 RLS, 413, 415, 400 key). */
-async function upload(ctx: Ctx, req: Request, who: Caller, upsert: boolean, bucket: string, name: string) {
+async function upload(
+  ctx: Ctx,
+  req: Request,
+  who: Caller,
+  upsert: boolean,
+  bucket: string,
+  name: string,
+) {
   if (!VALID_KEY.test(name)) throw new StorageError(400, "InvalidKey", `Invalid key: ${name}`);
   const [b] = await ctx.sql`
     select id, file_size_limit, allowed_mime_types from storage.buckets where id = ${bucket}`;
   if (!b) throw new StorageError(404, "NoSuchBucket", "Bucket not found");
   const file = await readUpload(req);
-  const limit = b.file_size_limit ? Math.min(Number(b.file_size_limit), ctx.fileSizeLimit) : ctx.fileSizeLimit;
+  const limit = b.file_size_limit
+    ? Math.min(Number(b.file_size_limit), ctx.fileSizeLimit)
+    : ctx.fileSizeLimit;
   if (file.bytes.byteLength > limit) {
     throw new StorageError(413, "EntityTooLarge", "The object exceeded the maximum allowed size");
   }
@@ -120,7 +140,8 @@ async function upload(ctx: Ctx, req: Request, who: Caller, upsert: boolean, buck
   // 1. Permission probe in the caller's role, rolled back on purpose (row triggers do fire in it).
   await withRollback(ctx.sql, who, async (tx) => {
     const meta = tx.json({ mimetype: file.mimetype, contentLength: file.bytes.byteLength });
-    const insert = tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata)
+    const insert =
+      tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata)
                       values (${bucket}, ${name}, ${ownerUuid}, ${owner}, '1', ${meta})`;
     await (upsert
       ? tx`${insert} on conflict (name, bucket_id) do update
@@ -147,8 +168,10 @@ async function upload(ctx: Ctx, req: Request, who: Caller, upsert: boolean, buck
   let row: { id: string; previous: string | null };
   try {
     row = await inTransaction(ctx.sql, SERVICE, async (tx) => {
-      const [prev] = await tx`select version from storage.objects where bucket_id = ${bucket} and name = ${name} for update`;
-      const insert = tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
+      const [prev] =
+        await tx`select version from storage.objects where bucket_id = ${bucket} and name = ${name} for update`;
+      const insert =
+        tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
         values (${bucket}, ${name}, ${ownerUuid}, ${owner}, ${version}, ${tx.json(metadata)},
                 ${file.userMetadata ? tx.json(file.userMetadata) : null})`;
       const [r] = await (upsert
@@ -163,7 +186,9 @@ async function upload(ctx: Ctx, req: Request, who: Caller, upsert: boolean, buck
     await Deno.remove(path).catch(() => {});
     throw e;
   }
-  if (row.previous && row.previous !== version) await Deno.remove(`${ctx.dataDir}/${row.previous}`).catch(() => {});
+  if (row.previous && row.previous !== version) {
+    await Deno.remove(`${ctx.dataDir}/${row.previous}`).catch(() => {});
+  }
   return Response.json({ Id: row.id, Key: `${bucket}/${name}` });
 }
 
@@ -197,7 +222,11 @@ async function readUpload(req: Request) {
     bytes: body,
     mimetype: type || "text/plain",
     cacheControl: req.headers.get("cache-control") ?? "no-cache",
-    userMetadata: parseUserMetadata(encoded ? new TextDecoder().decode(Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0))) : null),
+    userMetadata: parseUserMetadata(
+      encoded
+        ? new TextDecoder().decode(Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0)))
+        : null,
+    ),
   };
 }
 
@@ -228,9 +257,15 @@ async function removeMany(ctx: Ctx, req: Request, who: Caller, bucket: string) {
   } catch {
     prefixes = undefined;
   }
-  if (!Array.isArray(prefixes) || prefixes.length < 1 || prefixes.length > 1000 ||
-    !prefixes.every((p) => typeof p === "string")) {
-    throw new StorageError(400, "InvalidRequest", "body/prefixes must be an array of 1 to 1000 strings");
+  if (
+    !Array.isArray(prefixes) || prefixes.length < 1 || prefixes.length > 1000 ||
+    !prefixes.every((p) => typeof p === "string")
+  ) {
+    throw new StorageError(
+      400,
+      "InvalidRequest",
+      "body/prefixes must be an array of 1 to 1000 strings",
+    );
   }
   const rows = await deleteObjects(ctx, who, bucket, prefixes as string[]);
   return Response.json(rows);
@@ -247,9 +282,13 @@ async function removeOne(ctx: Ctx, who: Caller, bucket: string, name: string) {
 async function deleteObjects(ctx: Ctx, who: Caller, bucket: string, names: string[]) {
   const rows = await inTransaction(ctx.sql, who, async (tx) => {
     await tx`select set_config('storage.allow_delete_query', 'true', true)`;
-    return [...await tx`delete from storage.objects where bucket_id = ${bucket} and name = any(${names}) returning *`];
+    return [
+      ...await tx`delete from storage.objects where bucket_id = ${bucket} and name = any(${names}) returning *`,
+    ];
   });
-  for (const r of rows) if (r.version) await Deno.remove(`${ctx.dataDir}/${r.version}`).catch(() => {});
+  for (const r of rows) {
+    if (r.version) await Deno.remove(`${ctx.dataDir}/${r.version}`).catch(() => {});
+  }
   return rows;
 }
 
@@ -281,7 +320,9 @@ async function signedDownload(ctx: Ctx, url: URL, bucket: string, name: string) 
   } catch (e) {
     throw new StorageError(400, "InvalidJWT", jwtMessage(e));
   }
-  if (payload.url !== `${bucket}/${name}`) throw new StorageError(400, "InvalidSignature", "Invalid signature");
+  if (payload.url !== `${bucket}/${name}`) {
+    throw new StorageError(400, "InvalidSignature", "Invalid signature");
+  }
   return await serve(ctx, url, await findObject(ctx, SERVICE, bucket, name));
 }
 
@@ -299,8 +340,12 @@ async function download(ctx: Ctx, url: URL, who: Caller, bucket: string, name: s
 
 /** Looks the object up in the given role; throws NoSuchKey when it is absent or hidden by RLS. */
 async function findObject(ctx: Ctx, who: Caller, bucket: string, name: string): Promise<ObjectRow> {
-  const rows = await inTransaction(ctx.sql, who, (tx) =>
-    tx`select id, version, metadata from storage.objects where bucket_id = ${bucket} and name = ${name}`);
+  const rows = await inTransaction(
+    ctx.sql,
+    who,
+    (tx) =>
+      tx`select id, version, metadata from storage.objects where bucket_id = ${bucket} and name = ${name}`,
+  );
   if (!rows[0]) throw new StorageError(404, "NoSuchKey", "Object not found");
   return rows[0] as unknown as ObjectRow;
 }
@@ -314,11 +359,15 @@ async function serve(ctx: Ctx, url: URL, row: ObjectRow): Promise<Response> {
     throw new StorageError(404, "NoSuchKey", "Object not found");
   }
   const meta = row.metadata ?? {};
-  const headers = new Headers({ "content-type": String(meta.mimetype ?? "application/octet-stream") });
+  const headers = new Headers({
+    "content-type": String(meta.mimetype ?? "application/octet-stream"),
+  });
   if (meta.cacheControl) headers.set("cache-control", String(meta.cacheControl));
   if (meta.eTag) headers.set("etag", String(meta.eTag));
   if (meta.size !== undefined) headers.set("content-length", String(meta.size));
-  if (meta.lastModified) headers.set("last-modified", new Date(String(meta.lastModified)).toUTCString());
+  if (meta.lastModified) {
+    headers.set("last-modified", new Date(String(meta.lastModified)).toUTCString());
+  }
   const dl = url.searchParams.get("download");
   if (dl !== null) {
     const filename = dl || decodeURIComponent(url.pathname.split("/").pop() ?? "");
@@ -342,7 +391,11 @@ async function inTransaction<T>(
 }
 
 /** Runs fn as the caller and always rolls back; throws what fn or the database throws. */
-async function withRollback(sql: postgres.Sql, who: Caller, fn: (tx: postgres.TransactionSql) => Promise<unknown>) {
+async function withRollback(
+  sql: postgres.Sql,
+  who: Caller,
+  fn: (tx: postgres.TransactionSql) => Promise<unknown>,
+) {
   try {
     await inTransaction(sql, who, async (tx) => {
       await fn(tx);
@@ -357,7 +410,9 @@ async function withRollback(sql: postgres.Sql, who: Caller, fn: (tx: postgres.Tr
 function splitPath(segments: string[]): [string, string] {
   const [bucket, ...rest] = segments;
   const name = rest.join("/");
-  if (!bucket || !VALID_BUCKET.test(bucket)) throw new StorageError(400, "InvalidBucketName", "Bucket name invalid");
+  if (!bucket || !VALID_BUCKET.test(bucket)) {
+    throw new StorageError(400, "InvalidBucketName", "Bucket name invalid");
+  }
   if (!name) throw new StorageError(400, "InvalidKey", `Invalid key: ${name}`);
   return [bucket, name];
 }
@@ -374,10 +429,13 @@ function decodeSegment(s: string): string {
 /** Maps jose failures to the jsonwebtoken messages the Storage API returns; throws nothing. */
 function jwtMessage(e: unknown): string {
   switch ((e as { code?: string }).code) {
-    case "ERR_JWT_EXPIRED": return "jwt expired";
-    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED": return "invalid signature";
+    case "ERR_JWT_EXPIRED":
+      return "jwt expired";
+    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
+      return "invalid signature";
     case "ERR_JWS_INVALID":
-    case "ERR_JWT_INVALID": return "jwt malformed";
+    case "ERR_JWT_INVALID":
+      return "jwt malformed";
   }
   return (e as Error).message;
 }
@@ -395,7 +453,11 @@ function secretKey(secret: string): Uint8Array {
 /** Fastify's answer for an unknown route. */
 function routeNotFound(req: Request, url: URL): Response {
   return Response.json(
-    { message: `Route ${req.method}:${url.pathname.slice(PREFIX.length)} not found`, error: "Not Found", statusCode: 404 },
+    {
+      message: `Route ${req.method}:${url.pathname.slice(PREFIX.length)} not found`,
+      error: "Not Found",
+      statusCode: 404,
+    },
     { status: 404 },
   );
 }
@@ -405,7 +467,12 @@ export function errorResponse(e: unknown): Response {
   const err = e instanceof StorageError ? e : fromDatabaseError(e);
   const status = err.httpStatusCode === 500 ? 500 : err.httpStatusCode === 544 ? 544 : 400;
   return Response.json(
-    { statusCode: String(err.httpStatusCode), code: err.code, error: err.code, message: err.message },
+    {
+      statusCode: String(err.httpStatusCode),
+      code: err.code,
+      error: err.code,
+      message: err.message,
+    },
     { status },
   );
 }
@@ -413,11 +480,18 @@ export function errorResponse(e: unknown): Response {
 /** The Storage API's mapping of PostgreSQL errors; throws nothing. */
 export function fromDatabaseError(e: unknown): StorageError {
   const pg = e as { name?: string; code?: string; message?: string; detail?: string };
-  if (pg?.name !== "PostgresError") return new StorageError(500, "InternalError", pg?.message ?? "Internal server error");
+  if (pg?.name !== "PostgresError") {
+    return new StorageError(500, "InternalError", pg?.message ?? "Internal server error");
+  }
   switch (pg.code) {
     case "42501":
-      return new StorageError(403, "AccessDenied",
-        pg.message?.includes("row-level security") ? "new row violates row-level security policy" : pg.message ?? "");
+      return new StorageError(
+        403,
+        "AccessDenied",
+        pg.message?.includes("row-level security")
+          ? "new row violates row-level security policy"
+          : pg.message ?? "",
+      );
     case "23505":
       return new StorageError(409, "ResourceAlreadyExists", "The resource already exists");
     case "23503":
@@ -429,10 +503,18 @@ export function fromDatabaseError(e: unknown): StorageError {
     case "57014":
       return new StorageError(544, "DatabaseTimeout", "The connection to the database timed out");
     case "22P02":
-      return new StorageError(400, "InvalidParameter", pg.message ?? "Invalid value format or type conversion failed");
+      return new StorageError(
+        400,
+        "InvalidParameter",
+        pg.message ?? "Invalid value format or type conversion failed",
+      );
     case "42703":
     case "42P01":
-      return new StorageError(503, "DatabaseSchemaMismatch", "The database schema is out of sync. Please run migrations or contact support.");
+      return new StorageError(
+        503,
+        "DatabaseSchemaMismatch",
+        "The database schema is out of sync. Please run migrations or contact support.",
+      );
   }
   return new StorageError(500, "DatabaseError", `database error, code: ${pg.code}`);
 }

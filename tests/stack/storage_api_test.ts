@@ -51,7 +51,10 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
   const sql = stack.sql;
   const row = async (bucket: string, name: string) =>
     (await sql`select * from storage.objects where bucket_id = ${bucket} and name = ${name}`)[0];
-  const events = async () => (await sql`select op, object_id, version, name from public.object_events`).map((r) => ({ ...r }));
+  const events = async () =>
+    (await sql`select op, object_id, version, name from public.object_events`).map((r) => ({
+      ...r,
+    }));
   const calls = async () => {
     const [s] = await sql`select last_value, is_called from public.trigger_calls`;
     return s.is_called ? Number(s.last_value) : 0;
@@ -60,53 +63,101 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
   try {
     const admin = client(stack.apiUrl, stack.serviceRoleKey);
     const anon = client(stack.apiUrl, stack.anonKey);
-    const alice = client(stack.apiUrl, stack.anonKey, await signUserToken({ sub: ALICE }, stack.jwtSecret));
-    const bob = client(stack.apiUrl, stack.anonKey, await signUserToken({ sub: BOB }, stack.jwtSecret));
+    const alice = client(
+      stack.apiUrl,
+      stack.anonKey,
+      await signUserToken({ sub: ALICE }, stack.jwtSecret),
+    );
+    const bob = client(
+      stack.apiUrl,
+      stack.anonKey,
+      await signUserToken({ sub: BOB }, stack.jwtSecret),
+    );
 
     let firstId = "";
-    await t.step("service-key upload: probe fires triggers and rolls back, then one committed INSERT", async () => {
-      const { data, error } = await admin.storage.from("images").upload("shared/one.png", bytes("v1"), {
-        contentType: "image/png",
-      });
-      assert.equal(error, null);
-      assert.equal(data!.fullPath, "images/shared/one.png");
-      const r = await row("images", "shared/one.png");
-      firstId = r.id;
-      assert.equal(data!.id, r.id);
-      assert.equal(r.owner, null);
-      assert.equal(r.owner_id, null);
-      assert.match(r.version, /^[0-9a-f-]{36}$/);
-      assert.deepEqual(Object.keys(r.metadata).sort(), [
-        "cacheControl", "contentLength", "eTag", "httpStatusCode", "lastModified", "mimetype", "size",
-      ]);
-      assert.equal(r.metadata.mimetype, "image/png");
-      assert.equal(r.metadata.size, 2);
-      assert.equal(r.metadata.cacheControl, "max-age=3600");
-      assert.equal(r.metadata.eTag, `"${createHash("md5").update("v1").digest("hex")}"`);
-      assert.equal(r.metadata.httpStatusCode, 200);
-      assert.equal(await calls(), 2, "the trigger must run in the probe and in the commit");
-      assert.deepEqual(await events(), [{ op: "INSERT", object_id: r.id, version: r.version, name: "shared/one.png" }]);
-      assert.equal(await asText((await admin.storage.from("images").download("shared/one.png")).data), "v1");
-    });
+    await t.step(
+      "service-key upload: probe fires triggers and rolls back, then one committed INSERT",
+      async () => {
+        const { data, error } = await admin.storage.from("images").upload(
+          "shared/one.png",
+          bytes("v1"),
+          {
+            contentType: "image/png",
+          },
+        );
+        assert.equal(error, null);
+        assert.equal(data!.fullPath, "images/shared/one.png");
+        const r = await row("images", "shared/one.png");
+        firstId = r.id;
+        assert.equal(data!.id, r.id);
+        assert.equal(r.owner, null);
+        assert.equal(r.owner_id, null);
+        assert.match(r.version, /^[0-9a-f-]{36}$/);
+        assert.deepEqual(Object.keys(r.metadata).sort(), [
+          "cacheControl",
+          "contentLength",
+          "eTag",
+          "httpStatusCode",
+          "lastModified",
+          "mimetype",
+          "size",
+        ]);
+        assert.equal(r.metadata.mimetype, "image/png");
+        assert.equal(r.metadata.size, 2);
+        assert.equal(r.metadata.cacheControl, "max-age=3600");
+        assert.equal(r.metadata.eTag, `"${createHash("md5").update("v1").digest("hex")}"`);
+        assert.equal(r.metadata.httpStatusCode, 200);
+        assert.equal(await calls(), 2, "the trigger must run in the probe and in the commit");
+        assert.deepEqual(await events(), [{
+          op: "INSERT",
+          object_id: r.id,
+          version: r.version,
+          name: "shared/one.png",
+        }]);
+        assert.equal(
+          await asText((await admin.storage.from("images").download("shared/one.png")).data),
+          "v1",
+        );
+      },
+    );
 
     await t.step("upsert keeps the id, fires UPDATE, and replaces bytes and version", async () => {
       const before = await row("images", "shared/one.png");
-      const { data, error } = await admin.storage.from("images").upload("shared/one.png", bytes("version 2"), {
-        contentType: "image/png",
-        upsert: true,
-      });
+      const { data, error } = await admin.storage.from("images").upload(
+        "shared/one.png",
+        bytes("version 2"),
+        {
+          contentType: "image/png",
+          upsert: true,
+        },
+      );
       assert.equal(error, null);
       assert.equal(data!.id, firstId);
       const after = await row("images", "shared/one.png");
       assert.notEqual(after.version, before.version);
       assert.equal(after.metadata.size, 9);
-      assert.deepEqual((await events()).at(-1), { op: "UPDATE", object_id: firstId, version: after.version, name: "shared/one.png" });
-      assert.equal(await asText((await admin.storage.from("images").download("shared/one.png")).data), "version 2");
-      assert.equal(await exists(`${stack.storageDir}/${before.version}`), false, "old version's bytes left behind");
+      assert.deepEqual((await events()).at(-1), {
+        op: "UPDATE",
+        object_id: firstId,
+        version: after.version,
+        name: "shared/one.png",
+      });
+      assert.equal(
+        await asText((await admin.storage.from("images").download("shared/one.png")).data),
+        "version 2",
+      );
+      assert.equal(
+        await exists(`${stack.storageDir}/${before.version}`),
+        false,
+        "old version's bytes left behind",
+      );
     });
 
     await t.step("a duplicate without upsert is a 409 in a 400 response", async () => {
-      const { data, error } = await admin.storage.from("images").upload("shared/one.png", bytes("nope"));
+      const { data, error } = await admin.storage.from("images").upload(
+        "shared/one.png",
+        bytes("nope"),
+      );
       assert.equal(data, null);
       assert.equal(error?.status, 400);
       assert.equal(error?.statusCode, "409");
@@ -114,21 +165,33 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
       assert.equal((await row("images", "shared/one.png")).metadata.size, 9);
     });
 
-    await t.step("a user's Blob upload (multipart) records their id as owner; RLS guards other folders", async () => {
-      const { error } = await alice.storage.from("images").upload(`${ALICE}/pic.png`, new Blob([bytes("alice")], { type: "image/png" }));
-      assert.equal(error, null);
-      const r = await row("images", `${ALICE}/pic.png`);
-      assert.equal(r.owner, ALICE);
-      assert.equal(r.owner_id, ALICE);
-      assert.equal(r.metadata.mimetype, "image/png");
-      assert.equal(r.metadata.cacheControl, "max-age=3600");
-      const denied = await alice.storage.from("images").upload(`${BOB}/evil.png`, bytes("x"));
-      assert.equal(denied.error?.statusCode, "403");
-      assert.equal(denied.error?.message, "new row violates row-level security policy");
-      assert.equal(await row("images", `${BOB}/evil.png`), undefined);
-      assert.equal((await bob.storage.from("images").upload(`${BOB}/b.txt`, "bob's text")).error, null);
-      assert.equal((await row("images", `${BOB}/b.txt`)).metadata.mimetype, "text/plain;charset=UTF-8");
-    });
+    await t.step(
+      "a user's Blob upload (multipart) records their id as owner; RLS guards other folders",
+      async () => {
+        const { error } = await alice.storage.from("images").upload(
+          `${ALICE}/pic.png`,
+          new Blob([bytes("alice")], { type: "image/png" }),
+        );
+        assert.equal(error, null);
+        const r = await row("images", `${ALICE}/pic.png`);
+        assert.equal(r.owner, ALICE);
+        assert.equal(r.owner_id, ALICE);
+        assert.equal(r.metadata.mimetype, "image/png");
+        assert.equal(r.metadata.cacheControl, "max-age=3600");
+        const denied = await alice.storage.from("images").upload(`${BOB}/evil.png`, bytes("x"));
+        assert.equal(denied.error?.statusCode, "403");
+        assert.equal(denied.error?.message, "new row violates row-level security policy");
+        assert.equal(await row("images", `${BOB}/evil.png`), undefined);
+        assert.equal(
+          (await bob.storage.from("images").upload(`${BOB}/b.txt`, "bob's text")).error,
+          null,
+        );
+        assert.equal(
+          (await row("images", `${BOB}/b.txt`)).metadata.mimetype,
+          "text/plain;charset=UTF-8",
+        );
+      },
+    );
 
     await t.step("authenticated download needs SELECT on the row", async () => {
       const own = await alice.storage.from("images").download(`${ALICE}/pic.png`);
@@ -143,38 +206,59 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
     await t.step("RLS through rest: Alice cannot read Bob's object rows", async () => {
       const mine = await alice.schema("storage").from("objects").select("name").order("name");
       assert.deepEqual(mine.data, [{ name: `${ALICE}/pic.png` }]);
-      const bobs = await alice.schema("storage").from("objects").select("name").eq("name", `${BOB}/b.txt`);
+      const bobs = await alice.schema("storage").from("objects").select("name").eq(
+        "name",
+        `${BOB}/b.txt`,
+      );
       assert.deepEqual(bobs.data, []);
       const all = await admin.schema("storage").from("objects").select("name").order("name");
       assert.equal(all.data?.length, 3);
     });
 
-    await t.step("signed URLs serve the bytes; a wrong path or an expired token does not", async () => {
-      const { data, error } = await alice.storage.from("images").createSignedUrl(`${ALICE}/pic.png`, 60);
-      assert.equal(error, null);
-      const ok = await fetch(data!.signedUrl);
-      assert.equal(ok.status, 200);
-      assert.equal(ok.headers.get("content-type"), "image/png");
-      assert.equal(await ok.text(), "alice");
+    await t.step(
+      "signed URLs serve the bytes; a wrong path or an expired token does not",
+      async () => {
+        const { data, error } = await alice.storage.from("images").createSignedUrl(
+          `${ALICE}/pic.png`,
+          60,
+        );
+        assert.equal(error, null);
+        const ok = await fetch(data!.signedUrl);
+        assert.equal(ok.status, 200);
+        assert.equal(ok.headers.get("content-type"), "image/png");
+        assert.equal(await ok.text(), "alice");
 
-      const hidden = await bob.storage.from("images").createSignedUrl(`${ALICE}/pic.png`, 60);
-      assert.equal(hidden.error?.statusCode, "404");
+        const hidden = await bob.storage.from("images").createSignedUrl(`${ALICE}/pic.png`, 60);
+        assert.equal(hidden.error?.statusCode, "404");
 
-      const moved = await fetch(data!.signedUrl.replace(`${ALICE}/pic.png`, `${BOB}/b.txt`));
-      assert.equal(moved.status, 400);
-      assert.equal((await moved.json()).code, "InvalidSignature");
+        const moved = await fetch(data!.signedUrl.replace(`${ALICE}/pic.png`, `${BOB}/b.txt`));
+        assert.equal(moved.status, 400);
+        assert.equal((await moved.json()).code, "InvalidSignature");
 
-      const stale = await new SignJWT({ url: `images/${ALICE}/pic.png` }).setProtectedHeader({ alg: "HS256" })
-        .setIssuedAt(1).setExpirationTime(2).sign(new TextEncoder().encode(stack.jwtSecret));
-      const expired = await fetch(`${stack.apiUrl}/storage/v1/object/sign/images/${ALICE}/pic.png?token=${stale}`);
-      assert.equal(expired.status, 400);
-      assert.deepEqual(await expired.json(), { statusCode: "400", code: "InvalidJWT", error: "InvalidJWT", message: "jwt expired" });
-    });
+        const stale = await new SignJWT({ url: `images/${ALICE}/pic.png` }).setProtectedHeader({
+          alg: "HS256",
+        })
+          .setIssuedAt(1).setExpirationTime(2).sign(new TextEncoder().encode(stack.jwtSecret));
+        const expired = await fetch(
+          `${stack.apiUrl}/storage/v1/object/sign/images/${ALICE}/pic.png?token=${stale}`,
+        );
+        assert.equal(expired.status, 400);
+        assert.deepEqual(await expired.json(), {
+          statusCode: "400",
+          code: "InvalidJWT",
+          error: "InvalidJWT",
+          message: "jwt expired",
+        });
+      },
+    );
 
     await t.step("keys: spaces are fine, non-ASCII is rejected as InvalidKey", async () => {
       const spaced = "shared/with space/a (1).txt";
       assert.equal((await admin.storage.from("images").upload(spaced, "spaced")).error, null);
-      assert.equal(await asText((await admin.storage.from("images").download(spaced)).data), "spaced");
+      assert.equal(
+        await asText((await admin.storage.from("images").download(spaced)).data),
+        "spaced",
+      );
       const signed = await admin.storage.from("images").createSignedUrl(spaced, 60);
       assert.equal(await (await fetch(signed.data!.signedUrl)).text(), "spaced");
       const bad = await admin.storage.from("images").upload("shared/ünïcode.png", "x");
@@ -183,27 +267,49 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
     });
 
     await t.step("bucket size and mime type limits, unknown bucket", async () => {
-      const big = await alice.storage.from("strict").upload(`${ALICE}/big.png`, bytes("01234567890"), { contentType: "image/png" });
+      const big = await alice.storage.from("strict").upload(
+        `${ALICE}/big.png`,
+        bytes("01234567890"),
+        { contentType: "image/png" },
+      );
       assert.equal(big.error?.statusCode, "413");
-      const text = await alice.storage.from("strict").upload(`${ALICE}/t.txt`, "hi", { contentType: "text/plain" });
+      const text = await alice.storage.from("strict").upload(`${ALICE}/t.txt`, "hi", {
+        contentType: "text/plain",
+      });
       assert.equal(text.error?.statusCode, "415");
-      const fine = await alice.storage.from("strict").upload(`${ALICE}/ok.png`, bytes("png"), { contentType: "image/png" });
+      const fine = await alice.storage.from("strict").upload(`${ALICE}/ok.png`, bytes("png"), {
+        contentType: "image/png",
+      });
       assert.equal(fine.error, null);
+      const list = await admin.storage.from("images").list();
+      assert.equal(list.error?.status, 404, "list() is not part of the stand-in and must say so");
       const none = await admin.storage.from("no-such-bucket").upload("a.txt", "x");
       assert.equal(none.error?.statusCode, "404");
       assert.equal(none.error?.message, "Bucket not found");
     });
 
     await t.step("a missing or forged JWT is a 403 in a 400 response", async () => {
-      const missing = await fetch(`${stack.apiUrl}/storage/v1/object/images/x.txt`, { method: "POST", body: "x" });
+      const missing = await fetch(`${stack.apiUrl}/storage/v1/object/images/x.txt`, {
+        method: "POST",
+        body: "x",
+      });
       assert.equal(missing.status, 400);
       assert.deepEqual(await missing.json(), {
-        statusCode: "403", code: "AccessDenied", error: "AccessDenied", message: "jwt must be provided",
+        statusCode: "403",
+        code: "AccessDenied",
+        error: "AccessDenied",
+        message: "jwt must be provided",
       });
-      const forged = await signUserToken({ sub: ALICE }, "another-secret-that-is-at-least-32-chars");
-      const res = await fetch(`${stack.apiUrl}/storage/v1/object/authenticated/images/${ALICE}/pic.png`, {
-        headers: { authorization: `Bearer ${forged}` },
-      });
+      const forged = await signUserToken(
+        { sub: ALICE },
+        "another-secret-that-is-at-least-32-chars",
+      );
+      const res = await fetch(
+        `${stack.apiUrl}/storage/v1/object/authenticated/images/${ALICE}/pic.png`,
+        {
+          headers: { authorization: `Bearer ${forged}` },
+        },
+      );
       assert.equal(res.status, 400);
       assert.equal((await res.json()).message, "invalid signature");
     });
@@ -213,7 +319,9 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
       const url = admin.storage.from("pub").getPublicUrl("hello.txt").data.publicUrl;
       const res = await fetch(url);
       assert.equal(await res.text(), "public!");
-      const priv = await fetch(admin.storage.from("images").getPublicUrl("shared/one.png").data.publicUrl);
+      const priv = await fetch(
+        admin.storage.from("images").getPublicUrl("shared/one.png").data.publicUrl,
+      );
       assert.equal(priv.status, 400);
       assert.equal((await priv.json()).statusCode, "404");
     });
@@ -223,29 +331,40 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
       const byBob = await bob.storage.from("images").remove([`${ALICE}/pic.png`]);
       assert.deepEqual(byBob.data, []);
       assert.ok(await row("images", `${ALICE}/pic.png`), "Bob deleted Alice's object");
-      const { data, error } = await alice.storage.from("images").remove([`${ALICE}/pic.png`, `${ALICE}/missing.png`]);
+      const { data, error } = await alice.storage.from("images").remove([
+        `${ALICE}/pic.png`,
+        `${ALICE}/missing.png`,
+      ]);
       assert.equal(error, null);
       assert.deepEqual(data!.map((o) => o.name), [`${ALICE}/pic.png`]);
       assert.equal(await row("images", `${ALICE}/pic.png`), undefined);
       assert.equal(await exists(`${stack.storageDir}/${target.version}`), false);
-      assert.deepEqual((await events()).at(-1), { op: "DELETE", object_id: target.id, version: target.version, name: `${ALICE}/pic.png` });
+      assert.deepEqual((await events()).at(-1), {
+        op: "DELETE",
+        object_id: target.id,
+        version: target.version,
+        name: `${ALICE}/pic.png`,
+      });
     });
 
-    await t.step("a plain foreign key blocks the remove (409 ResourceReferenced); a cascading one follows it", async () => {
-      const kept = await row("images", "shared/one.png");
-      await sql`insert into public.plain_refs values (${kept.id})`;
-      const blocked = await admin.storage.from("images").remove(["shared/one.png"]);
-      assert.equal(blocked.error?.status, 400);
-      assert.equal(blocked.error?.statusCode, "409");
-      assert.equal(apiError(blocked.error)?.code, "ResourceReferenced");
-      assert.ok(await row("images", "shared/one.png"));
-      assert.ok(await exists(`${stack.storageDir}/${kept.version}`), "the file must stay");
+    await t.step(
+      "a plain foreign key blocks the remove (409 ResourceReferenced); a cascading one follows it",
+      async () => {
+        const kept = await row("images", "shared/one.png");
+        await sql`insert into public.plain_refs values (${kept.id})`;
+        const blocked = await admin.storage.from("images").remove(["shared/one.png"]);
+        assert.equal(blocked.error?.status, 400);
+        assert.equal(blocked.error?.statusCode, "409");
+        assert.equal(apiError(blocked.error)?.code, "ResourceReferenced");
+        assert.ok(await row("images", "shared/one.png"));
+        assert.ok(await exists(`${stack.storageDir}/${kept.version}`), "the file must stay");
 
-      const pub = await row("pub", "hello.txt");
-      await sql`insert into public.cascade_refs values (${pub.id})`;
-      assert.equal((await admin.storage.from("pub").remove(["hello.txt"])).error, null);
-      assert.equal((await sql`select count(*)::int n from public.cascade_refs`)[0].n, 0);
-    });
+        const pub = await row("pub", "hello.txt");
+        await sql`insert into public.cascade_refs values (${pub.id})`;
+        assert.equal((await admin.storage.from("pub").remove(["hello.txt"])).error, null);
+        assert.equal((await sql`select count(*)::int n from public.cascade_refs`)[0].n, 0);
+      },
+    );
   } finally {
     await server.shutdown();
     await stack.stop();

@@ -16,8 +16,10 @@ export function freePort(): number {
 
 /** Serves stack.handleApi on 127.0.0.1:port (404 for other paths); throws if the port is taken. */
 export function serveApi(stack: Stack, port: number): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (req) =>
-    (await stack.handleApi(req)) ?? new Response("not found", { status: 404 }));
+  return Deno.serve(
+    { hostname: "127.0.0.1", port, onListen: () => {} },
+    async (req) => (await stack.handleApi(req)) ?? new Response("not found", { status: 404 }),
+  );
 }
 
 /** A supabase-js client for url with an API key, optionally acting as a user via their access token. */
@@ -29,7 +31,11 @@ export function client(url: string, apiKey: string, userToken?: string): Supabas
 }
 
 /** Polls fn until it returns a truthy value; throws with label after timeoutMs. */
-export async function waitFor<T>(label: string, fn: () => Promise<T> | T, timeoutMs = 5000): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  label: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 10_000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -45,17 +51,26 @@ export async function waitFor<T>(label: string, fn: () => Promise<T> | T, timeou
 }
 
 /** Writes a throwaway `supabase/` dir with the given migrations (file name → SQL) and optional seed; throws on I/O errors. */
-export async function supabaseDirWith(migrations: Record<string, string>, seed?: string): Promise<string> {
+export async function supabaseDirWith(
+  migrations: Record<string, string>,
+  seed?: string,
+): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "supa-stack-test-" });
   await Deno.mkdir(`${dir}/migrations`);
-  for (const [name, text] of Object.entries(migrations)) await Deno.writeTextFile(`${dir}/migrations/${name}`, text);
+  for (const [name, text] of Object.entries(migrations)) {
+    await Deno.writeTextFile(`${dir}/migrations/${name}`, text);
+  }
   if (seed !== undefined) await Deno.writeTextFile(`${dir}/seed.sql`, seed);
   return dir;
 }
 
 /** True when some process's command line contains needle (pgrep -f). */
 export async function processRunning(needle: string): Promise<boolean> {
-  const out = await new Deno.Command("pgrep", { args: ["-f", needle], stdout: "null", stderr: "null" }).output();
+  const out = await new Deno.Command("pgrep", {
+    args: ["-f", needle],
+    stdout: "null",
+    stderr: "null",
+  }).output();
   return out.code === 0;
 }
 

@@ -21,8 +21,8 @@ export interface SeenRequest {
   bytes?: Uint8Array;
 }
 
-/** A scripted answer: a ready response, or `"hang"` to never answer. */
-export type Scripted = Response | "hang";
+/** A scripted answer: a ready response, `"hang"` to never answer, or the usual answer after a delay. */
+export type Scripted = Response | "hang" | { delayMs: number };
 
 /** Knobs a test may turn while the fake runs. */
 export interface FakeHfOptions {
@@ -97,7 +97,12 @@ export function startFakeHf(options: FakeHfOptions = {}, port = 0): FakeHf {
         req.signal.addEventListener("abort", done, { once: true });
       });
     }
-    return reply ?? await answer(record, options);
+    if (reply && !(reply instanceof Response)) {
+      const { delayMs } = reply as { delayMs: number };
+      await new Promise((r) => setTimeout(r, delayMs));
+      reply = undefined;
+    }
+    return (reply as Response | undefined) ?? await answer(record, options);
   });
 
   return {

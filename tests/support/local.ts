@@ -25,7 +25,14 @@ export interface Local {
 /** Starts everything, runs `fn`, and stops everything, whatever happens. */
 export async function withLocal(
   fn: (local: Local) => Promise<void>,
-  opts: { fake?: FakeHfOptions; env?: Record<string, string>; sweepIntervalMs?: number } = {},
+  opts: {
+    fake?: FakeHfOptions;
+    env?: Record<string, string>;
+    sweepIntervalMs?: number;
+    intercept?: (req: Request) => Response | undefined | Promise<Response | undefined>;
+    /** captioning.settings to apply before the test, e.g. short retry delays. */
+    settings?: Record<string, string>;
+  } = {},
 ): Promise<void> {
   const fake = startFakeHf({ token: HF_TOKEN, ...opts.fake });
   let dev: Dev | undefined;
@@ -34,6 +41,7 @@ export async function withLocal(
       apiPort: 0,
       dbPort: 0,
       sweepIntervalMs: opts.sweepIntervalMs ?? 200,
+      intercept: opts.intercept,
       env: {
         HUGGING_FACE_ACCESS_TOKEN: HF_TOKEN,
         HF_BASE_URL: fake.url,
@@ -43,6 +51,9 @@ export async function withLocal(
       },
     });
     const d = dev;
+    for (const [key, value] of Object.entries(opts.settings ?? {})) {
+      await d.stack.sql`update captioning.settings set value = ${value} where key = ${key}`;
+    }
     const clientOptions = { auth: { persistSession: false, autoRefreshToken: false } };
     await fn({
       dev: d,
@@ -62,6 +73,15 @@ export async function withLocal(
     await fake.stop();
   }
 }
+
+/** Settings that make retries and re-sends happen within a test's patience. */
+export const FAST_RETRIES: Record<string, string> = {
+  retry_base_seconds: "0.1",
+  retry_max_seconds: "1",
+  redispatch_seconds: "0.5",
+  lease_seconds: "5",
+  max_attempts: "10",
+};
 
 async function waitFor<T>(what: string, query: () => Promise<T>, timeoutMs = 10_000): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;

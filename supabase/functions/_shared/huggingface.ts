@@ -18,6 +18,7 @@ import {
 import type { HfConfig } from "./hf_config.ts";
 import { classifyHfError, type HfFailure, mapHfError } from "./hf_errors.ts";
 import { backoffDelay, sleep } from "./retry.ts";
+import { createSemaphore } from "./semaphore.ts";
 
 /** Where and how one call reaches its model: `endpointUrl` or `provider`, never both. */
 export interface CallTarget {
@@ -167,26 +168,6 @@ function logFailure(model: string, attempt: number, failure: HfFailure, final: b
       (failure.upstreamStatus ? ` with ${failure.upstreamStatus}` : failure.timedOut ? " by timeout" : "") +
       (final ? ", giving up" : ", retrying"),
   );
-}
-
-/** A counting semaphore: `acquire` resolves to a release function once a slot is free. */
-function createSemaphore(size: number) {
-  let free = size;
-  const waiting: (() => void)[] = [];
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else free++;
-  };
-  return {
-    acquire(): Promise<() => void> {
-      if (free > 0) {
-        free--;
-        return Promise.resolve(release);
-      }
-      return new Promise((resolve) => waiting.push(() => resolve(release)));
-    },
-  };
 }
 
 /** The instruction a vision-language model is given in `chat` caption mode. */

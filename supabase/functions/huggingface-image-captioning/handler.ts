@@ -11,6 +11,7 @@ import { configured, ConfigError, type Env, envInt, envString, requireEnv } from
 import { hfConfigFromEnv } from "../_shared/hf_config.ts";
 import { allowMethods, catchErrors, compose, type Handler, readJson } from "../_shared/http.ts";
 import { createHf, type HfDeps } from "../_shared/huggingface.ts";
+import { createSemaphore } from "../_shared/semaphore.ts";
 import { parseStorageObjectEvent, type StorageObjectRecord, verifyWebhookSecret } from "../_shared/webhook.ts";
 import { runCaptionJob } from "./caption_job.ts";
 import { type Claim, claimJob, type ClaimedJob } from "./jobs.ts";
@@ -27,6 +28,8 @@ interface CaptioningConfig {
   webhookSecret: string;
   bucket: string;
   maxImageBytes: number;
+  /** Images one instance downloads and captions at once; further claimed jobs wait their turn. */
+  concurrency: number;
   db: SupabaseClient;
 }
 
@@ -35,6 +38,7 @@ export function createHandler(env: Env, deps: CaptioningDeps = {}): Handler {
   const config = configured(() => captioningConfigFromEnv(env));
   const hf = configured(() => createHf(hfConfigFromEnv(env), deps));
   const waitUntil = deps.waitUntil ?? runInBackground;
+  const slots = configured(() => createSemaphore(config().concurrency));
 
   return compose(catchErrors, allowMethods("POST"), async (req) => {
     const { webhookSecret, bucket, maxImageBytes, db } = config();
@@ -45,7 +49,14 @@ export function createHandler(env: Env, deps: CaptioningDeps = {}): Handler {
 
     const claim = await claimJob(db, event.record!.id);
     if (claim.outcome === "claimed") {
-      waitUntil(runCaptionJob({ db, hf: hf(), maxImageBytes }, claim as ClaimedJob));
+      const context = { db, hf: hf(), maxImageBytes };
+      waitUntil(slots().acquire().then(async (release) => {
+        try {
+          return await runCaptionJob(context, claim as ClaimedJob);
+        } finally {
+          release();
+        }
+      }));
     }
     return answerFor(claim);
   });
@@ -57,6 +68,7 @@ function captioningConfigFromEnv(env: Env): CaptioningConfig {
     webhookSecret: requireEnv(env, "CAPTION_WEBHOOK_SECRET"),
     bucket: envString(env, "CAPTION_BUCKET") ?? "images",
     maxImageBytes: envInt(env, "CAPTION_MAX_IMAGE_BYTES", 10 * 1024 * 1024, { min: 1 }),
+    concurrency: envInt(env, "CAPTION_CONCURRENCY", 4, { min: 1, max: 256 }),
     db: createClient(url, serviceKey(env), {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     }),

@@ -4,6 +4,7 @@
  * @module
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
+import { HttpError } from "../_shared/http.ts";
 
 /** What `caption_job_claim` decided for an object. */
 export interface Claim {
@@ -24,11 +25,14 @@ export type ClaimedJob = Claim & { outcome: "claimed"; lease_token: string; buck
 
 /**
  * Claims the job of `objectId` (creating it if the object predates the pipeline).
- * @throws {Error} when the database cannot be reached.
+ * @throws {HttpError} 503 when the database cannot be reached; the sweeper sends the job again.
  */
 export async function claimJob(db: SupabaseClient, objectId: string): Promise<Claim> {
   const { data, error } = await db.rpc("caption_job_claim", { object_id: objectId });
-  if (error) throw new Error(`caption_job_claim failed: ${error.message}`);
+  if (error) {
+    console.error(`caption_job_claim failed: ${error.message}`);
+    throw new HttpError(503, "The database is unavailable; the job stays queued and will be retried");
+  }
   return { ...(data as Omit<Claim, "objectId">[])[0], objectId };
 }
 
