@@ -3,7 +3,12 @@
  */
 import assert from "node:assert/strict";
 import { cors, corsHeaders } from "../../supabase/functions/_shared/cors.ts";
-import { catchErrors, compose, type Handler, HttpError } from "../../supabase/functions/_shared/http.ts";
+import {
+  catchErrors,
+  compose,
+  type Handler,
+  HttpError,
+} from "../../supabase/functions/_shared/http.ts";
 
 const URL_ = "http://functions.test/functions/v1/any";
 
@@ -15,7 +20,9 @@ const EXPECTED = {
 };
 
 function assertCors(res: Response) {
-  for (const [name, value] of Object.entries(EXPECTED)) assert.equal(res.headers.get(name), value, name);
+  for (const [name, value] of Object.entries(EXPECTED)) {
+    assert.equal(res.headers.get(name), value, name);
+  }
 }
 
 Deno.test("corsHeaders are the documented set", () => {
@@ -46,7 +53,10 @@ Deno.test("answers the OPTIONS preflight with 204 and the CORS headers, without 
 Deno.test("adds the CORS headers to a normal response and keeps its status, headers and body", async () => {
   const handler = compose(cors, () =>
     Promise.resolve(
-      new Response("made", { status: 201, headers: { "content-type": "text/plain", "x-custom": "kept" } }),
+      new Response("made", {
+        status: 201,
+        headers: { "content-type": "text/plain", "x-custom": "kept" },
+      }),
     ));
   const res = await handler(new Request(URL_, { method: "POST" }));
   assert.equal(res.status, 201);
@@ -56,7 +66,11 @@ Deno.test("adds the CORS headers to a normal response and keeps its status, head
 });
 
 Deno.test("adds the CORS headers to an error answered by catchErrors inside it", async () => {
-  const handler = compose(cors, catchErrors, () => Promise.reject(new HttpError(401, "who are you")));
+  const handler = compose(
+    cors,
+    catchErrors,
+    () => Promise.reject(new HttpError(401, "who are you")),
+  );
   const res = await handler(new Request(URL_, { method: "POST" }));
   assert.equal(res.status, 401);
   assertCors(res);
@@ -66,17 +80,23 @@ Deno.test("adds the CORS headers to an error answered by catchErrors inside it",
 Deno.test("overrides a conflicting CORS header set by the handler", async () => {
   const handler: Handler = compose(
     cors,
-    () => Promise.resolve(new Response("x", { headers: { "access-control-allow-origin": "https://other" } })),
+    () =>
+      Promise.resolve(
+        new Response("x", { headers: { "access-control-allow-origin": "https://other" } }),
+      ),
   );
   assertCors(await handler(new Request(URL_, { method: "POST" })));
 });
 
 Deno.test("copies a response whose headers are immutable (a fetched one) and keeps its body streaming", async () => {
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () =>
-    new Response("from upstream", {
-      status: 202,
-      headers: { "content-type": "text/plain", "x-upstream": "yes" },
-    }));
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () =>
+      new Response("from upstream", {
+        status: 202,
+        headers: { "content-type": "text/plain", "x-upstream": "yes" },
+      }),
+  );
   try {
     const handler = compose(cors, () => fetch(`http://127.0.0.1:${server.addr.port}/`));
     const res = await handler(new Request(URL_, { method: "POST" }));

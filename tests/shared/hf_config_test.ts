@@ -13,7 +13,8 @@ import {
 const TOKEN = "hf_config_test_secret_value";
 
 /** The config for a minimal environment (just a token) plus `extra`. */
-const configWith = (extra: Env = {}) => hfConfigFromEnv({ HUGGING_FACE_ACCESS_TOKEN: TOKEN, ...extra });
+const configWith = (extra: Env = {}) =>
+  hfConfigFromEnv({ HUGGING_FACE_ACCESS_TOKEN: TOKEN, ...extra });
 
 /** Asserts `env` is refused with a ConfigError whose message matches `pattern` and holds no token. */
 function assertRefused(env: Env, pattern: RegExp) {
@@ -45,10 +46,21 @@ Deno.test("defaults: chat captioning with a vision-language model, bounded retri
 });
 
 Deno.test("the token falls back through HUGGING_FACE_ACCESS_TOKEN, HUGGINGFACE_ACCESS_TOKEN, HF_TOKEN", () => {
-  const all = { HUGGING_FACE_ACCESS_TOKEN: "hf_one", HUGGINGFACE_ACCESS_TOKEN: "hf_two", HF_TOKEN: "hf_three" };
+  const all = {
+    HUGGING_FACE_ACCESS_TOKEN: "hf_one",
+    HUGGINGFACE_ACCESS_TOKEN: "hf_two",
+    HF_TOKEN: "hf_three",
+  };
   assert.equal(hfConfigFromEnv(all).accessToken, "hf_one");
-  assert.equal(hfConfigFromEnv({ ...all, HUGGING_FACE_ACCESS_TOKEN: undefined }).accessToken, "hf_two");
-  assert.equal(hfConfigFromEnv({ ...all, HUGGING_FACE_ACCESS_TOKEN: " ", HUGGINGFACE_ACCESS_TOKEN: "" }).accessToken, "hf_three");
+  assert.equal(
+    hfConfigFromEnv({ ...all, HUGGING_FACE_ACCESS_TOKEN: undefined }).accessToken,
+    "hf_two",
+  );
+  assert.equal(
+    hfConfigFromEnv({ ...all, HUGGING_FACE_ACCESS_TOKEN: " ", HUGGINGFACE_ACCESS_TOKEN: "" })
+      .accessToken,
+    "hf_three",
+  );
   assert.equal(hfConfigFromEnv({ HF_TOKEN: "  hf_trimmed \n" }).accessToken, "hf_trimmed");
 });
 
@@ -57,29 +69,35 @@ Deno.test("a missing token is a ConfigError naming all three variables", () => {
     () => hfConfigFromEnv({ HF_BASE_URL: "http://127.0.0.1:8787" }),
     (error) =>
       error instanceof ConfigError &&
-      error.message === "HUGGING_FACE_ACCESS_TOKEN or HUGGINGFACE_ACCESS_TOKEN or HF_TOKEN is not set",
+      error.message ===
+        "HUGGING_FACE_ACCESS_TOKEN or HUGGINGFACE_ACCESS_TOKEN or HF_TOKEN is not set",
   );
 });
 
 Deno.test("HF_BASE_URL keeps its path and loses its trailing slashes", () => {
-  assert.equal(configWith({ HF_BASE_URL: "http://127.0.0.1:8787" }).baseUrl, "http://127.0.0.1:8787");
-  assert.equal(configWith({ HF_BASE_URL: "http://127.0.0.1:8787/" }).baseUrl, "http://127.0.0.1:8787");
-  assert.equal(configWith({ HF_BASE_URL: " https://hf.example/router/// " }).baseUrl, "https://hf.example/router");
+  assert.equal(
+    configWith({ HF_BASE_URL: "http://127.0.0.1:8787" }).baseUrl,
+    "http://127.0.0.1:8787",
+  );
+  assert.equal(
+    configWith({ HF_BASE_URL: "http://127.0.0.1:8787/" }).baseUrl,
+    "http://127.0.0.1:8787",
+  );
+  assert.equal(
+    configWith({ HF_BASE_URL: " https://hf.example/router/// " }).baseUrl,
+    "https://hf.example/router",
+  );
 });
 
 Deno.test("an HF_BASE_URL that is not an absolute URL is refused", () => {
   for (const value of ["/relative/path", "not a url", "127.0.0.1:8787", "://missing-scheme"]) {
-    assertRefused({ HF_BASE_URL: value }, /^HF_BASE_URL must be an absolute URL$/);
+    assertRefused({ HF_BASE_URL: value }, /^HF_BASE_URL must be an absolute http\(s\) URL$/);
   }
 });
 
 Deno.test({
-  // BUG (hf_config.ts): `URL.canParse` accepts any scheme, so the common slip
-  // HF_BASE_URL=localhost:8787 (scheme "localhost:") passes validation and every call then fails
-  // as an unreachable upstream (502 "Could not reach Hugging Face") instead of a 500 naming
-  // HF_BASE_URL. Only http: and https: make sense here.
+  // URL.canParse accepts any scheme: `localhost:8787` would otherwise pass as a URL.
   name: "an HF_BASE_URL that is not http(s) is refused",
-  ignore: false,
   fn() {
     for (const value of ["localhost:8787", "ftp://hf.example", "mailto:ops@hf.example"]) {
       assertRefused({ HF_BASE_URL: value }, /HF_BASE_URL/);
@@ -95,7 +113,10 @@ Deno.test("HF_PROVIDER accepts the client's providers and policies", () => {
 });
 
 Deno.test("an unknown HF_PROVIDER is refused with the list of valid ones", () => {
-  assertRefused({ HF_PROVIDER: "huggingface" }, /^HF_PROVIDER must be one of: .*hf-inference.*auto$/);
+  assertRefused(
+    { HF_PROVIDER: "huggingface" },
+    /^HF_PROVIDER must be one of: .*hf-inference.*auto$/,
+  );
   assertRefused({ HF_PROVIDER: "HF-INFERENCE" }, /HF_PROVIDER/);
 });
 
@@ -137,7 +158,13 @@ Deno.test("numeric settings are read, and refused out of range naming the variab
     HF_MAX_CONCURRENCY: "1000",
   });
   assert.deepEqual(
-    [config.timeoutMs, config.deadlineMs, config.maxAttempts, config.retryBaseMs, config.retryMaxDelayMs],
+    [
+      config.timeoutMs,
+      config.deadlineMs,
+      config.maxAttempts,
+      config.retryBaseMs,
+      config.retryMaxDelayMs,
+    ],
     [100, 300, 20, 0, 50],
   );
   assert.equal(config.maxConcurrency, 1000);

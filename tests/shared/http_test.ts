@@ -16,12 +16,18 @@ const URL_ = "http://functions.test/functions/v1/any";
 const ok: Handler = () => Promise.resolve(new Response("ok"));
 
 /** A POST with the given body and headers (JSON unless told otherwise). */
-function post(body: BodyInit | null, headers: HeadersInit = { "content-type": "application/json" }): Request {
+function post(
+  body: BodyInit | null,
+  headers: HeadersInit = { "content-type": "application/json" },
+): Request {
   return new Request(URL_, { method: "POST", body, headers });
 }
 
 /** A request body that arrives in `chunks` pieces of `size` bytes, with no Content-Length. */
-function chunkedBody(chunks: number, size: number): { stream: ReadableStream<Uint8Array>; pulled: () => number } {
+function chunkedBody(
+  chunks: number,
+  size: number,
+): { stream: ReadableStream<Uint8Array>; pulled: () => number } {
   let sent = 0;
   const stream = new ReadableStream<Uint8Array>({
     pull(controller) {
@@ -98,7 +104,9 @@ Deno.test("catchErrors answers any other error with a 500 that reveals nothing o
   const logged: unknown[][] = [];
   console.error = (...args: unknown[]) => void logged.push(args);
   try {
-    for (const thrown of [new Error(`cannot connect to ${secret}`), new TypeError(secret), secret]) {
+    for (
+      const thrown of [new Error(`cannot connect to ${secret}`), new TypeError(secret), secret]
+    ) {
       const res = await compose(catchErrors, () => Promise.reject(thrown))(new Request(URL_));
       assert.equal(res.status, 500);
       const text = await res.text();
@@ -108,7 +116,10 @@ Deno.test("catchErrors answers any other error with a 500 that reveals nothing o
   } finally {
     console.error = originalError;
   }
-  assert.ok(!JSON.stringify(logged).includes("hunter2"), "the log names the error type, not its message");
+  assert.ok(
+    !JSON.stringify(logged).includes("hunter2"),
+    "the log names the error type, not its message",
+  );
 });
 
 Deno.test("catchErrors passes successful responses through untouched", async () => {
@@ -130,22 +141,44 @@ Deno.test("allowMethods passes listed methods and answers others 405 with Allow"
 });
 
 Deno.test("readJson parses a JSON body", async () => {
-  assert.deepEqual(await readJson(post('{"prompt":"a cat","n":[1,2]}'), 1024), { prompt: "a cat", n: [1, 2] });
+  assert.deepEqual(await readJson(post('{"prompt":"a cat","n":[1,2]}'), 1024), {
+    prompt: "a cat",
+    n: [1, 2],
+  });
 });
 
 Deno.test("readJson accepts JSON content types with parameters or a +json suffix, and none at all", async () => {
   for (
-    const type of ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "application/vnd.x+json"]
+    const type of [
+      "application/json",
+      "application/json; charset=utf-8",
+      "APPLICATION/JSON",
+      "application/vnd.x+json",
+    ]
   ) {
-    assert.deepEqual(await readJson(post('{"a":1}', { "content-type": type }), 1024), { a: 1 }, type);
+    assert.deepEqual(
+      await readJson(post('{"a":1}', { "content-type": type }), 1024),
+      { a: 1 },
+      type,
+    );
   }
-  const untyped = new Request(URL_, { method: "POST", body: new Uint8Array(new TextEncoder().encode('{"a":2}')) });
+  const untyped = new Request(URL_, {
+    method: "POST",
+    body: new Uint8Array(new TextEncoder().encode('{"a":2}')),
+  });
   assert.equal(untyped.headers.get("content-type"), null);
   assert.deepEqual(await readJson(untyped, 1024), { a: 2 });
 });
 
 Deno.test("readJson rejects a non-JSON content type with 415", async () => {
-  for (const type of ["text/plain", "application/x-www-form-urlencoded", "application/jsonp", "text/json"]) {
+  for (
+    const type of [
+      "text/plain",
+      "application/x-www-form-urlencoded",
+      "application/jsonp",
+      "text/json",
+    ]
+  ) {
     const error = await httpErrorOf(readJson(post('{"a":1}', { "content-type": type }), 1024));
     assert.equal(error.status, 415, type);
   }
@@ -153,7 +186,9 @@ Deno.test("readJson rejects a non-JSON content type with 415", async () => {
 
 Deno.test("readJson rejects invalid JSON and an empty body with 400", async () => {
   for (const body of ["{not json", '{"a":', ""]) {
-    const error = await httpErrorOf(readJson(post(body, { "content-type": "application/json" }), 1024));
+    const error = await httpErrorOf(
+      readJson(post(body, { "content-type": "application/json" }), 1024),
+    );
     assert.equal(error.status, 400, JSON.stringify(body));
     assert.equal(error.message, "Request body is not valid JSON");
   }
@@ -161,7 +196,10 @@ Deno.test("readJson rejects invalid JSON and an empty body with 400", async () =
 
 Deno.test("readJson rejects a declared Content-Length over the limit with 413", async () => {
   const body = JSON.stringify({ prompt: "x".repeat(200) });
-  const req = post(body, { "content-type": "application/json", "content-length": String(body.length) });
+  const req = post(body, {
+    "content-type": "application/json",
+    "content-length": String(body.length),
+  });
   const error = await httpErrorOf(readJson(req, 100));
   assert.equal(error.status, 413);
   assert.equal(error.message, "Request body is larger than 100 bytes");
@@ -170,7 +208,10 @@ Deno.test("readJson rejects a declared Content-Length over the limit with 413", 
 
 Deno.test("readJson accepts a body of exactly the limit", async () => {
   const body = JSON.stringify({ p: "x".repeat(50) });
-  const req = post(body, { "content-type": "application/json", "content-length": String(body.length) });
+  const req = post(body, {
+    "content-type": "application/json",
+    "content-length": String(body.length),
+  });
   assert.deepEqual(await readJson(req, body.length), { p: "x".repeat(50) });
 });
 
@@ -186,5 +227,7 @@ Deno.test("readJson rejects a chunked body that streams past the limit with 413,
 Deno.test("readJson reassembles a chunked body under the limit", async () => {
   const parts = ['{"prompt":', '"a ', 'cat"}'];
   const stream = ReadableStream.from(parts.map((p) => new TextEncoder().encode(p)));
-  assert.deepEqual(await readJson(post(stream, { "content-type": "application/json" }), 1024), { prompt: "a cat" });
+  assert.deepEqual(await readJson(post(stream, { "content-type": "application/json" }), 1024), {
+    prompt: "a cat",
+  });
 });

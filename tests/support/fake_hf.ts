@@ -49,6 +49,8 @@ export interface FakeHf {
   url: string;
   options: FakeHfOptions;
   seen: SeenRequest[];
+  /** How many successful answers each caption was given in (more than one means duplicate work). */
+  captionsAnswered: Map<string, number>;
   /** Queues answers for the next calls, in order; when the queue is empty the fake answers itself. */
   enqueue(...replies: Scripted[]): void;
   /** Drops the answers still queued. */
@@ -59,6 +61,7 @@ export interface FakeHf {
 /** Starts the fake on a free loopback port (or `port`). */
 export function startFakeHf(options: FakeHfOptions = {}, port = 0): FakeHf {
   const seen: SeenRequest[] = [];
+  const captionsAnswered = new Map<string, number>();
   const queue: Scripted[] = [];
   const hanging = new Set<() => void>();
   let random = mulberry32(options.seed ?? 1);
@@ -102,13 +105,14 @@ export function startFakeHf(options: FakeHfOptions = {}, port = 0): FakeHf {
       await new Promise((r) => setTimeout(r, delayMs));
       reply = undefined;
     }
-    return (reply as Response | undefined) ?? await answer(record, options);
+    return (reply as Response | undefined) ?? await answer(record, options, captionsAnswered);
   });
 
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
     options,
     seen,
+    captionsAnswered,
     enqueue: (...replies) => void queue.push(...replies),
     clear: () => void queue.splice(0),
     async stop() {
@@ -138,7 +142,15 @@ function fault(kind: string): Scripted {
   }
 }
 
-async function answer(record: SeenRequest, options: FakeHfOptions): Promise<Response> {
+async function answer(
+  record: SeenRequest,
+  options: FakeHfOptions,
+  captionsAnswered: Map<string, number>,
+): Promise<Response> {
+  const counted = (caption: string) => {
+    captionsAnswered.set(caption, (captionsAnswered.get(caption) ?? 0) + 1);
+    return caption;
+  };
   if (record.task === "text-to-image") {
     const prompt = record.json?.inputs;
     if (typeof prompt !== "string" || prompt === "") return hfError(400, "inputs must be a non-empty string");
@@ -150,13 +162,14 @@ async function answer(record: SeenRequest, options: FakeHfOptions): Promise<Resp
   if (record.task === "image-to-text") {
     const caption = await describe(record.bytes!);
     if (!caption) return hfError(400, "cannot identify image file");
-    const body = { generated_text: caption };
+    const body = { generated_text: counted(caption) };
     return Response.json(options.captionShape === "array" ? [body] : body);
   }
   const dataUrl = findImageUrl(record.json);
   const match = dataUrl && /^data:image\/[\w.+-]+;base64,(.+)$/.exec(dataUrl);
   const caption = match ? await describe(Uint8Array.from(atob(match[1]), (c) => c.charCodeAt(0))) : undefined;
   if (!caption) return hfError(400, "messages must contain a valid image_url");
+  counted(caption);
   return Response.json({
     id: "chatcmpl-fake",
     object: "chat.completion",

@@ -17,15 +17,23 @@ function freePort(): number {
   return port;
 }
 
-/** Runs `deno task dev` in its own process until `fn` is done, then stops it with SIGTERM. */
+/**
+ * Runs `deno task dev` in its own process until `fn` is done, then stops it with SIGTERM and
+ * checks it left no server and no temporary directory behind.
+ */
 async function withDevServer(hfUrl: string, fn: (api: string, anonKey: string) => Promise<void>) {
   const apiPort = freePort();
+  const dbPort = freePort();
+  // Its own TMPDIR, to see what it leaves behind; PostgreSQL's unprivileged user must traverse it.
+  const tmp = await Deno.makeTempDir({ prefix: "dev-tmp-" });
+  await Deno.chmod(tmp, 0o755);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["task", "dev"],
     cwd: new URL("../../", import.meta.url).pathname,
     env: {
       API_PORT: String(apiPort),
-      DB_PORT: String(freePort()),
+      DB_PORT: String(dbPort),
+      TMPDIR: tmp,
       HUGGING_FACE_ACCESS_TOKEN: HF_TOKEN,
       HF_BASE_URL: hfUrl,
       HF_RETRY_BASE_MS: "5",
@@ -57,90 +65,127 @@ async function withDevServer(hfUrl: string, fn: (api: string, anonKey: string) =
     assert.equal(status.code, 0, `deno task dev did not stop cleanly:\n${output.join("")}`);
     const logs = banner + output.join("");
     assert.ok(!logs.includes(HF_TOKEN), "the Hugging Face token appeared in the server's output");
+    for (const port of [apiPort, dbPort]) {
+      await assert.rejects(
+        Deno.connect({ hostname: "127.0.0.1", port }),
+        `port ${port} still open`,
+      );
+    }
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), [], "temporary files left behind");
+    await Deno.remove(tmp, { recursive: true });
   }
 }
 
-Deno.test("the docs' curl command (plus a Bearer JWT) saves a valid image", opts, async () => {
-  const fake = startFakeHf({ token: HF_TOKEN });
-  const dir = await Deno.makeTempDir();
-  try {
-    await withDevServer(fake.url, async (api, anonKey) => {
-      const out = `${dir}/result.jpg`;
+Deno.test(
+  "two dev servers at once: the docs' curl command (plus a Bearer JWT) saves a valid image from each",
+  opts,
+  async () => {
+    const fake = startFakeHf({ token: HF_TOKEN });
+    const dir = await Deno.makeTempDir();
+    const curlImage = (name: string) => async (api: string, anonKey: string) => {
+      const out = `${dir}/${name}.jpg`;
       const curl = await new Deno.Command("curl", {
         args: [
-          "--silent", "--show-error", "--fail-with-body",
-          "--output", out,
-          "--location", "--request", "POST", `${api}/functions/v1/text-to-image`,
-          "--header", "Content-Type: application/json",
-          "--header", `Authorization: Bearer ${anonKey}`,
-          "--data", '{"prompt":"Llama wearing sunglasses"}',
+          "--silent",
+          "--show-error",
+          "--fail-with-body",
+          "--output",
+          out,
+          "--location",
+          "--request",
+          "POST",
+          `${api}/functions/v1/text-to-image`,
+          "--header",
+          "Content-Type: application/json",
+          "--header",
+          `Authorization: Bearer ${anonKey}`,
+          "--data",
+          '{"prompt":"Llama wearing sunglasses"}',
         ],
       }).output();
       assert.equal(curl.code, 0, new TextDecoder().decode(curl.stderr));
       assert.deepEqual(imageInfo(await Deno.readFile(out)), { type: "png", width: 64, height: 64 });
-    });
-  } finally {
-    await fake.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+    };
+    try {
+      await Promise.all([
+        withDevServer(fake.url, curlImage("a")),
+        withDevServer(fake.url, curlImage("b")),
+      ]);
+    } finally {
+      await fake.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
-Deno.test("over HTTP: gateway JWT check, preflight, method, upstream errors, no token leaks", opts, async () => {
-  const fake = startFakeHf({ token: HF_TOKEN });
-  try {
-    await withDevServer(fake.url, async (api) => {
-      const url = `${api}/functions/v1/text-to-image`;
-      const user = await signUserToken({ sub: crypto.randomUUID() });
-      const post = (init: RequestInit = {}) =>
-        fetch(url, {
-          method: "POST",
-          body: '{"prompt":"a cat"}',
-          ...init,
-          headers: { "content-type": "application/json", authorization: `Bearer ${user}`, ...init.headers },
+Deno.test(
+  "over HTTP: gateway JWT check, preflight, method, upstream errors, no token leaks",
+  opts,
+  async () => {
+    const fake = startFakeHf({ token: HF_TOKEN });
+    try {
+      await withDevServer(fake.url, async (api) => {
+        const url = `${api}/functions/v1/text-to-image`;
+        const user = await signUserToken({ sub: crypto.randomUUID() });
+        const post = (init: RequestInit = {}) =>
+          fetch(url, {
+            method: "POST",
+            body: '{"prompt":"a cat"}',
+            ...init,
+            headers: {
+              "content-type": "application/json",
+              authorization: `Bearer ${user}`,
+              ...init.headers,
+            },
+          });
+
+        const noJwt = await fetch(url, { method: "POST", body: '{"prompt":"a cat"}' });
+        assert.equal(noJwt.status, 401);
+        assert.equal(typeof (await noJwt.json()).error, "string");
+
+        const expired = await post({
+          headers: {
+            authorization: `Bearer ${await signUserToken({ sub: "x", expiresIn: -120 })}`,
+          },
         });
+        assert.equal(expired.status, 401);
+        await expired.body?.cancel();
 
-      const noJwt = await fetch(url, { method: "POST", body: '{"prompt":"a cat"}' });
-      assert.equal(noJwt.status, 401);
-      assert.equal(typeof (await noJwt.json()).error, "string");
+        const preflight = await fetch(url, {
+          method: "OPTIONS",
+          headers: { origin: "http://localhost:3000", "access-control-request-method": "POST" },
+        });
+        assert.equal(preflight.status, 204);
+        assert.match(preflight.headers.get("access-control-allow-headers")!, /authorization/);
+        await preflight.body?.cancel();
 
-      const expired = await post({
-        headers: { authorization: `Bearer ${await signUserToken({ sub: "x", expiresIn: -120 })}` },
+        const get = await fetch(url, { headers: { authorization: `Bearer ${user}` } });
+        assert.equal(get.status, 405);
+        await get.body?.cancel();
+
+        const badJson = await post({ body: "{" });
+        assert.equal(badJson.status, 400);
+        await badJson.body?.cancel();
+
+        const oversized = await post({ body: JSON.stringify({ prompt: "x".repeat(5000) }) });
+        assert.equal(oversized.status, 400);
+        assert.equal((await oversized.json()).field, "prompt");
+
+        for (const [status, expected] of [[429, 429], [503, 503], [401, 502], [404, 502]]) {
+          for (let i = 0; i < 5; i++) {
+            fake.enqueue(hfError(status, `upstream ${status}`, undefined, { "Retry-After": "0" }));
+          }
+          const res = await post();
+          assert.equal(res.status, expected, `upstream ${status}`);
+          assert.equal(res.headers.get("access-control-allow-origin"), "*");
+          const text = await res.text();
+          assert.ok(!text.includes(HF_TOKEN));
+          assert.equal(typeof JSON.parse(text).error, "string");
+          fake.clear();
+        }
       });
-      assert.equal(expired.status, 401);
-      await expired.body?.cancel();
-
-      const preflight = await fetch(url, {
-        method: "OPTIONS",
-        headers: { origin: "http://localhost:3000", "access-control-request-method": "POST" },
-      });
-      assert.equal(preflight.status, 204);
-      assert.match(preflight.headers.get("access-control-allow-headers")!, /authorization/);
-      await preflight.body?.cancel();
-
-      const get = await fetch(url, { headers: { authorization: `Bearer ${user}` } });
-      assert.equal(get.status, 405);
-      await get.body?.cancel();
-
-      const badJson = await post({ body: "{" });
-      assert.equal(badJson.status, 400);
-      await badJson.body?.cancel();
-
-      const oversized = await post({ body: JSON.stringify({ prompt: "x".repeat(5000) }) });
-      assert.equal(oversized.status, 400);
-      assert.equal((await oversized.json()).field, "prompt");
-
-      for (const [status, expected] of [[429, 429], [503, 503], [401, 502], [404, 502]]) {
-        for (let i = 0; i < 5; i++) fake.enqueue(hfError(status, `upstream ${status}`, undefined, { "Retry-After": "0" }));
-        const res = await post();
-        assert.equal(res.status, expected, `upstream ${status}`);
-        assert.equal(res.headers.get("access-control-allow-origin"), "*");
-        const text = await res.text();
-        assert.ok(!text.includes(HF_TOKEN));
-        assert.equal(typeof JSON.parse(text).error, "string");
-        fake.clear();
-      }
-    });
-  } finally {
-    await fake.stop();
-  }
-});
+    } finally {
+      await fake.stop();
+    }
+  },
+);

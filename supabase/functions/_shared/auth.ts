@@ -3,15 +3,15 @@
  *
  * The platform's `verify_jwt` does this at the gateway; checking again here keeps a function safe
  * when `verify_jwt` is off and gives it the caller's identity. Two kinds of token are accepted:
- * - tokens signed with the project's JWT signing keys (ES256/RS256, or HS256 with a `kid`),
- *   verified against its JWKS;
+ * - tokens signed with the project's JWT signing keys (ES256/RS256 against its JWKS, or HS256
+ *   with a `kid` against a shared-secret key in the inline `SUPABASE_JWKS`);
  * - legacy HS256 tokens signed with the project's shared secret (the CLI's local keys are these).
  *
  * `@supabase/server` rejects legacy HS256 tokens by design, so this uses `jose` directly.
  * @module
  */
 import * as jose from "npm:jose@6.2.17";
-import { type Env, envString } from "./env.ts";
+import { ConfigError, type Env, envString } from "./env.ts";
 import { HttpError } from "./http.ts";
 
 /** The claims of a verified token. */
@@ -42,13 +42,18 @@ const VERIFIED_CACHE_TTL_MS = 60_000;
 /**
  * Reads {@linkcode AuthConfig} from the environment: `SUPABASE_JWT_SECRET` (or `JWT_SECRET`,
  * a name `supabase secrets set` accepts), `SUPABASE_JWKS`, and `SUPABASE_URL` for the JWKS URL.
- * @throws {Error} when `SUPABASE_JWKS` is not valid JSON.
+ * @throws {ConfigError} when `SUPABASE_JWKS` is not valid JSON.
  */
 export function authConfigFromEnv(env: Env): AuthConfig {
   const jwksText = envString(env, "SUPABASE_JWKS");
   let jwks: jose.JSONWebKeySet | undefined;
   if (jwksText) {
-    const parsed = JSON.parse(jwksText);
+    let parsed;
+    try {
+      parsed = JSON.parse(jwksText);
+    } catch {
+      throw new ConfigError("SUPABASE_JWKS is not valid JSON");
+    }
     jwks = Array.isArray(parsed) ? { keys: parsed } : parsed;
     if (!jwks?.keys?.length) jwks = undefined;
   }
@@ -79,8 +84,14 @@ export function createBearerVerifier(config: AuthConfig): BearerVerifier {
 
 function createTokenVerifier(config: AuthConfig): (token: string) => Promise<Claims> {
   const secret = config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : undefined;
-  const keySet = config.jwks
-    ? jose.createLocalJWKSet(config.jwks)
+  // jose's key sets refuse symmetric keys, so a shared-secret signing key (an `oct` JWK in the
+  // inline JWKS, only ever present there) is looked up by `kid` here.
+  const symmetricKeys = new Map(
+    (config.jwks?.keys ?? []).filter((k) => k.kty === "oct" && k.kid && k.k).map((k) => [k.kid!, k]),
+  );
+  const asymmetric = { keys: (config.jwks?.keys ?? []).filter((k) => k.kty !== "oct") };
+  const keySet = asymmetric.keys.length
+    ? jose.createLocalJWKSet(asymmetric)
     : config.jwksUrl
     ? jose.createRemoteJWKSet(config.jwksUrl, { timeoutDuration: 5_000 })
     : undefined;
@@ -93,16 +104,23 @@ function createTokenVerifier(config: AuthConfig): (token: string) => Promise<Cla
       throw unauthorized("Authorization token is malformed");
     }
     try {
-      if (header.alg === "HS256" && !header.kid) {
-        if (!secret) throw unauthorized("Legacy HS256 tokens are not accepted: no JWT secret is set");
-        return (await jose.jwtVerify<Claims>(token, secret, {
+      if (header.alg === "HS256") {
+        const key = header.kid
+          ? symmetricKeys.has(header.kid) ? await jose.importJWK(symmetricKeys.get(header.kid)!, "HS256") : undefined
+          : secret;
+        if (!key) {
+          throw unauthorized(
+            header.kid ? "Token is not signed by a known key" : "Legacy HS256 tokens are not accepted: no JWT secret is set",
+          );
+        }
+        return (await jose.jwtVerify<Claims>(token, key, {
           algorithms: ["HS256"],
           clockTolerance: CLOCK_TOLERANCE_S,
         })).payload;
       }
       if (!keySet) throw unauthorized("Token verification is not configured: no JWKS available");
       return (await jose.jwtVerify<Claims>(token, keySet, {
-        algorithms: [...ASYMMETRIC_ALGS, "HS256"],
+        algorithms: ASYMMETRIC_ALGS,
         clockTolerance: CLOCK_TOLERANCE_S,
       })).payload;
     } catch (error) {

@@ -60,7 +60,10 @@ export function configured<T>(build: () => T): () => T {
       try {
         built = { value: build() };
       } catch (error) {
-        throw new HttpError(500, `Server misconfigured: ${(error as Error).message}`);
+        // Only a ConfigError's message is written to be public; anything else may quote a value.
+        if (error instanceof ConfigError) throw new HttpError(500, `Server misconfigured: ${error.message}`);
+        console.error("configuration failed:", error instanceof Error ? error.name : typeof error);
+        throw new HttpError(500, "Server misconfigured");
       }
     }
     return built.value;

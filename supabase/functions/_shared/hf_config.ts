@@ -46,8 +46,8 @@ export function hfConfigFromEnv(env: Env): HfConfig {
     throw new ConfigError("CAPTION_MODE must be 'chat' or 'image-to-text'");
   }
   const baseUrl = envString(env, "HF_BASE_URL");
-  if (baseUrl !== undefined && !URL.canParse(baseUrl)) {
-    throw new ConfigError("HF_BASE_URL must be an absolute URL");
+  if (baseUrl !== undefined && !/^https?:$/.test(URL.parse(baseUrl)?.protocol ?? "")) {
+    throw new ConfigError("HF_BASE_URL must be an absolute http(s) URL");
   }
   const provider = envString(env, "HF_PROVIDER");
   if (provider !== undefined && !(PROVIDERS_OR_POLICIES as readonly string[]).includes(provider)) {

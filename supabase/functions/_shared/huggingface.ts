@@ -16,6 +16,7 @@ import {
   type Options,
 } from "npm:@huggingface/inference@4.13.30";
 import type { HfConfig } from "./hf_config.ts";
+import { HttpError } from "./http.ts";
 import { classifyHfError, type HfFailure, mapHfError } from "./hf_errors.ts";
 import { backoffDelay, sleep } from "./retry.ts";
 import { createSemaphore } from "./semaphore.ts";
@@ -39,7 +40,8 @@ export interface Hf {
   /**
    * Runs `call` against `model` with a timeout per attempt, bounded retries on 5xx and a total
    * deadline.
-   * @throws {HttpError} mapped from the last failure (see `hf_errors.ts`).
+   * @throws {HttpError} mapped from the last failure (see `hf_errors.ts`); an abort of `signal`
+   * rejects with its reason.
    */
   run<T>(model: string, call: HfCall<T>, signal?: AbortSignal): Promise<T>;
 }
@@ -57,7 +59,7 @@ export function createHf(config: HfConfig, deps: HfDeps = {}): Hf {
   const random = deps.random ?? Math.random;
   const slots = createSemaphore(config.maxConcurrency);
   // When the upstream says "slow down" (429, or 503 with a hint), every call waits until then.
-  let pausedUntil = 0;
+  let pause = { until: 0, status: 503 };
 
   const targetFor = (model: string): CallTarget =>
     config.baseUrl
@@ -68,8 +70,11 @@ export function createHf(config: HfConfig, deps: HfDeps = {}): Hf {
     const deadline = Date.now() + config.deadlineMs;
     const target = targetFor(model);
     for (let attempt = 1;; attempt++) {
-      const pause = pausedUntil - Date.now();
-      if (pause > 0) await sleep(Math.min(pause, Math.max(0, deadline - Date.now())), signal);
+      if (pause.until > Date.now()) {
+        // A pause that outlasts the deadline cannot end in success: say so now, without a call.
+        if (pause.until >= deadline) throw pausedError(pause, model);
+        await sleep(pause.until - Date.now(), signal);
+      }
       const observed: { headers?: Headers } = {};
       let failure: HfFailure;
       let error: unknown;
@@ -89,7 +94,8 @@ export function createHf(config: HfConfig, deps: HfDeps = {}): Hf {
         release();
       }
       if (failure.retryAfterMs !== undefined && (failure.upstreamStatus === 429 || failure.upstreamStatus === 503)) {
-        pausedUntil = Math.max(pausedUntil, Date.now() + failure.retryAfterMs);
+        const until = Date.now() + failure.retryAfterMs;
+        if (until > pause.until) pause = { until, status: failure.upstreamStatus };
       }
       const delay = failure.retryAfterMs ?? backoffDelay(attempt, config.retryBaseMs, config.retryMaxDelayMs, random);
       const giveUp = !failure.retryable || attempt >= config.maxAttempts || Date.now() + delay >= deadline ||
@@ -131,6 +137,13 @@ export function textToImage(
     }
     return { body: blob, contentType: blob.type };
   }, signal);
+}
+
+function pausedError(pause: { until: number; status: number }, model: string): HttpError {
+  const retryAfter = { "Retry-After": String(Math.ceil((pause.until - Date.now()) / 1000)) };
+  return pause.status === 429
+    ? new HttpError(429, "Hugging Face rate limit reached; retry later", {}, retryAfter)
+    : new HttpError(503, `Model ${model} is loading or unavailable; retry later`, {}, retryAfter);
 }
 
 /**
