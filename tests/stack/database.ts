@@ -13,7 +13,7 @@ export interface PrepareOptions {
 }
 
 /** Repo-root `supabase/` directory, found from this module's location. */
-export const DEFAULT_SUPABASE_DIR = new URL("../../supabase/", import.meta.url).pathname;
+export const DEFAULT_SUPABASE_DIR: string = new URL("../../supabase/", import.meta.url).pathname;
 
 const BOOTSTRAP = new URL("./bootstrap.sql", import.meta.url);
 // One lock for every step, so two test processes preparing the same database take turns.
@@ -55,7 +55,8 @@ export async function prepareDatabase(url: string, opts: PrepareOptions = {}): P
   }
 }
 
-interface Migration {
+/** A migration file found by {@linkcode listMigrations}. */
+export interface Migration {
   file: string;
   path: string;
   version: string;

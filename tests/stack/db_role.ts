@@ -6,12 +6,9 @@
  */
 import type postgres from "npm:postgres@3.4.9";
 
-/** The roles the `authenticator` login may become on Supabase. */
-export const API_ROLES = ["anon", "authenticated", "service_role"] as const;
-
 /** Sets role and `request.jwt.claims` for the rest of the transaction; returns false (changing nothing) for a role `authenticator` cannot become, throws on database errors. */
 export async function actAs(
-  tx: postgres.TransactionSql,
+  tx: postgres.Sql,
   role: string,
   claims: Record<string, unknown>,
 ): Promise<boolean> {

@@ -26,6 +26,7 @@ export interface PgNetWorker {
 export const PG_NET_USER_AGENT = "pg_net/0.20.4";
 const CHANNEL = "pg_net_queue";
 
+/** A row taken from `net.http_request_queue`. */
 interface QueuedRequest {
   id: string;
   method: string;
@@ -36,7 +37,7 @@ interface QueuedRequest {
 }
 
 /** The row pg_net writes to `net._http_response` for one request. */
-export interface HttpOutcome {
+interface HttpOutcome {
   status_code: number | null;
   content_type: string | null;
   headers: Record<string, string> | null;
@@ -50,7 +51,18 @@ export function startPgNetWorker(dbUrl: string, opts: PgNetWorkerOptions = {}): 
   const pollMs = opts.pollMs ?? 100;
   const batchSize = opts.batchSize ?? 200;
   const log = opts.log ?? ((m: string) => console.warn(`pg_net worker: ${m}`));
-  const sql = postgres(dbUrl, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  const connect = (): postgres.Sql => {
+    const client = postgres(dbUrl, {
+      max: 1,
+      connect_timeout: 5,
+      fetch_types: false,
+      onnotice: () => {},
+      // A lost connection ends the client, so nothing waits on it forever; the loop makes a new one.
+      onclose: () => void client.end({ timeout: 0 }).catch(() => {}),
+    });
+    return client;
+  };
+  const db = renewable(connect);
   const stopping = new AbortController();
   let listener: postgres.Sql | null = null;
   let wake: (() => void) | null = null;
@@ -81,13 +93,14 @@ export function startPgNetWorker(dbUrl: string, opts: PgNetWorkerOptions = {}): 
     let lastError = "";
     while (!stopping.signal.aborted) {
       try {
-        // A fresh connection per LISTEN: after a failed LISTEN, postgres.js cannot listen on that instance again.
+        // LISTEN only speeds delivery up (polling is the fallback), so it is never waited for. A fresh
+        // client per LISTEN: after a failed LISTEN, postgres.js cannot listen on that instance again.
         if (!listener) {
-          listener = postgres(dbUrl, { max: 1, connect_timeout: 5, onnotice: () => {} });
-          await listener.listen(CHANNEL, wakeUp);
+          const l = listener = connect();
+          l.listen(CHANNEL, wakeUp).catch(() => void (listener === l && dropListener()));
         }
         pending = false;
-        const taken = await drainOnce(sql, batchSize, stopping.signal, log);
+        const taken = await drainOnce(db, batchSize, stopping.signal, log);
         if (backoff) log("reconnected");
         backoff = 0;
         lastError = "";
@@ -96,6 +109,7 @@ export function startPgNetWorker(dbUrl: string, opts: PgNetWorkerOptions = {}): 
       } catch (e) {
         if (stopping.signal.aborted) break;
         dropListener();
+        db.renew();
         backoff = Math.min(backoff ? backoff * 2 : 100, 2000);
         const message = (e as Error).message;
         if (message !== lastError) log(`database unavailable (${message}); retrying`);
@@ -113,7 +127,7 @@ export function startPgNetWorker(dbUrl: string, opts: PgNetWorkerOptions = {}): 
         wake?.();
         await loop;
         dropListener();
-        await sql.end({ timeout: 1 });
+        await db.current.end({ timeout: 1 });
       })();
       return stopped;
     },
@@ -122,13 +136,13 @@ export function startPgNetWorker(dbUrl: string, opts: PgNetWorkerOptions = {}): 
 
 /** Takes one batch in id order and delivers it request by request; returns how many rows it took, throws on database errors. */
 async function drainOnce(
-  sql: postgres.Sql,
+  db: Renewable,
   batchSize: number,
   stop: AbortSignal,
   log: (m: string) => void,
 ): Promise<number> {
   // Like pg_net: the rows leave the queue first, so a crash mid-batch loses them rather than sending twice.
-  const rows = await sql<QueuedRequest[]>`
+  const rows = await db.current<QueuedRequest[]>`
     delete from net.http_request_queue q
      using (select id from net.http_request_queue order by id limit ${batchSize} for update skip locked) pick
      where q.id = pick.id
@@ -138,13 +152,13 @@ async function drainOnce(
     if (stop.aborted) break;
     const outcome = await send(req, stop);
     if (!outcome) break;
-    await recordOutcome(sql, req.id, outcome, stop, log);
+    await recordOutcome(db, req.id, outcome, stop, log);
   }
   return rows.length;
 }
 
 /** Sends one queued request with its own timeout; returns null only when the worker is stopping, never throws. */
-export async function send(req: QueuedRequest, stop: AbortSignal): Promise<HttpOutcome | null> {
+async function send(req: QueuedRequest, stop: AbortSignal): Promise<HttpOutcome | null> {
   const headers = new Headers({ "user-agent": PG_NET_USER_AGENT });
   for (const [k, v] of Object.entries(req.headers ?? {})) headers.set(k, String(v));
   const started = performance.now();
@@ -179,7 +193,7 @@ export async function send(req: QueuedRequest, stop: AbortSignal): Promise<HttpO
 }
 
 /** Maps a fetch failure to the libcurl wording pg_net records; throws nothing. */
-export function curlStyleMessage(e: Error): string {
+function curlStyleMessage(e: Error): string {
   const text = `${e.message} ${(e.cause as Error | undefined)?.message ?? ""}`;
   if (/connection refused|tcp connect error/i.test(text)) return "Couldn't connect to server";
   if (/dns error|failed to lookup|name or service not known/i.test(text)) {
@@ -203,27 +217,47 @@ function failure(error_msg: string, timed_out: boolean): HttpOutcome {
   };
 }
 
-/** Inserts the outcome, retrying through a database restart for up to ~10 s; throws nothing. */
+/** Inserts the outcome, retrying on a fresh client through a database restart for up to ~10 s; throws nothing. */
 async function recordOutcome(
-  sql: postgres.Sql,
+  db: Renewable,
   id: string,
   o: HttpOutcome,
   stop: AbortSignal,
   log: (m: string) => void,
 ): Promise<void> {
   for (let attempt = 0; attempt < 20 && !stop.aborted; attempt++) {
+    const sql = db.current;
+    const headers = o.headers ? sql.json(o.headers) : null;
     try {
       await sql`
         insert into net._http_response (id, status_code, content_type, headers, content, timed_out, error_msg)
-        values (${id}, ${o.status_code}, ${o.content_type}, ${
-        o.headers ? sql.json(o.headers) : null
-      },
-                ${o.content}, ${o.timed_out}, ${o.error_msg})`;
+        values (${id}, ${o.status_code}, ${o.content_type}, ${headers}, ${o.content}, ${o.timed_out}, ${o.error_msg})`;
       return;
     } catch (e) {
       if (attempt === 0) log(`could not record response ${id} (${(e as Error).message}); retrying`);
+      db.renew();
       await new Promise((r) => setTimeout(r, 500));
     }
   }
   log(`dropped response ${id}`);
+}
+
+/** A client that can be swapped for a fresh one. */
+interface Renewable {
+  current: postgres.Sql;
+  /** Ends the current client (without waiting) and makes a new one. */
+  renew(): void;
+}
+
+/** Holds a client made by connect and replaces it on demand; throws nothing. */
+function renewable(connect: () => postgres.Sql): Renewable {
+  const holder: Renewable = {
+    current: connect(),
+    renew() {
+      // postgres.js can leave a broken connection behind after a server restart: never reuse it.
+      holder.current.end({ timeout: 0 }).catch(() => {});
+      holder.current = connect();
+    },
+  };
+  return holder;
 }

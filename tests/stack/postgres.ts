@@ -84,7 +84,15 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresInst
   // Last-resort cleanup if the process exits without calling stop(): unload handlers must be synchronous.
   const onUnload = () => {
     const pid = postmasterPid(dataDir);
-    if (pid && isPostmaster(pid, dataDir)) tryKill(pid, "SIGQUIT");
+    if (pid && isPostmaster(pid, dataDir)) {
+      tryKill(pid, "SIGQUIT");
+      const deadline = Date.now() + 2000;
+      while (Date.now() < deadline && fileExists(`/proc/${pid}`)) { /* wait for it to go */ }
+      if (isPostmaster(pid, dataDir)) tryKill(pid, "SIGKILL");
+    }
+    try {
+      Deno.removeSync(tempDir, { recursive: true });
+    } catch { /* best effort */ }
   };
   globalThis.addEventListener("unload", onUnload);
 
@@ -119,7 +127,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresInst
 }
 
 /** Returns the postgresql.conf lines for a fast, loopback-only throwaway server; throws nothing. */
-export function serverSettings(port: number, socketDir: string): string {
+function serverSettings(port: number, socketDir: string): string {
   const lines = [
     "",
     "# tests/stack: throwaway cluster",
@@ -142,7 +150,7 @@ export function serverSettings(port: number, socketDir: string): string {
 }
 
 /** Throws a clear error when something already listens on 127.0.0.1:port. */
-export function assertPortFree(port: number): void {
+function assertPortFree(port: number): void {
   try {
     Deno.listen({ hostname: "127.0.0.1", port }).close();
   } catch (e) {

@@ -6,18 +6,19 @@
  */
 import type postgres from "npm:postgres@3.4.9";
 import { actAs } from "./db_role.ts";
+import { transaction, withConnection } from "./db_session.ts";
 import { type ApiClaims, verifyApiJwt } from "./keys.ts";
 
 /** Options for {@linkcode createRestApi}. */
 export interface RestApiOptions {
-  /** A superuser connection pool; each request switches role inside its own transaction. */
-  sql: postgres.Sql;
+  /** A superuser URL; each request opens its own connection and switches role inside one transaction. */
+  dbUrl: string;
   jwtSecret: string;
   /** Schemas reachable through Accept-Profile/Content-Profile; the first is the default. */
   schemas?: string[];
 }
 
-type Sql = postgres.Sql | postgres.TransactionSql;
+type Sql = postgres.Sql;
 type Fragment = postgres.Fragment;
 
 /** PostgREST's error body. */
@@ -55,19 +56,19 @@ export function createRestApi(opts: RestApiOptions): (req: Request) => Promise<R
       const schema = pickSchema(req, schemas);
       const resource = decodeURIComponent(url.pathname.slice(PREFIX.length));
       const body = ["POST", "PATCH", "PUT"].includes(req.method) ? await readJson(req) : undefined;
-      const res = await opts.sql.begin(async (tx) => {
-        if (!(await actAs(tx, auth.role, auth.claims))) {
-          throw new HttpError(
-            auth.role === "anon" ? 401 : 403,
-            apiError("42501", `permission denied to set role "${auth.role}"`),
-          );
-        }
-        if (resource.startsWith("rpc/")) {
-          return await callRpc(tx, schema, resource.slice(4), req, url, body);
-        }
-        return await tableRequest(tx, schema, resource, req, url, body);
-      });
-      return res as unknown as Response;
+      return await withConnection(opts.dbUrl, (sql) =>
+        transaction(sql, async (tx) => {
+          if (!(await actAs(tx, auth.role, auth.claims))) {
+            throw new HttpError(
+              auth.role === "anon" ? 401 : 403,
+              apiError("42501", `permission denied to set role "${auth.role}"`),
+            );
+          }
+          if (resource.startsWith("rpc/")) {
+            return await callRpc(tx, schema, resource.slice(4), req, url, body);
+          }
+          return await tableRequest(tx, schema, resource, req, url, body);
+        }));
     } catch (e) {
       return errorResponse(e, role);
     }
@@ -75,7 +76,7 @@ export function createRestApi(opts: RestApiOptions): (req: Request) => Promise<R
 }
 
 /** Reads role and claims from the bearer token (else the apikey); throws HttpError 401 for a missing apikey or a bad token. */
-export async function authenticate(
+async function authenticate(
   req: Request,
   secret: string,
 ): Promise<{ role: string; claims: ApiClaims }> {
@@ -239,8 +240,8 @@ async function callRpc(tx: Sql, schema: string, fn: string, req: Request, url: U
   const candidates = await tx`
     select p.proretset as set, t.typtype as kind, p.prorettype = 'void'::regtype as void,
            p.pronargs - p.pronargdefaults as required,
-           array(select a.n from unnest(coalesce(p.proargnames, '{}')) with ordinality as a(n, i)
-                  where p.proargmodes is null or p.proargmodes[a.i] in ('i', 'b', 'v')) as inputs
+           to_json(array(select a.n from unnest(coalesce(p.proargnames, '{}')) with ordinality as a(n, i)
+                  where p.proargmodes is null or p.proargmodes[a.i] in ('i', 'b', 'v'))) as inputs
       from pg_proc p
       join pg_namespace ns on ns.oid = p.pronamespace
       join pg_type t on t.oid = p.prorettype
@@ -293,7 +294,7 @@ function rpcValue(v: unknown): string | boolean | null {
 }
 
 /** Builds `where …` from column filters (`col=op.value`); throws PGRST100 on an operator it does not support. */
-export function whereClause(tx: Sql, params: URLSearchParams, rpcArgsInQuery = false): Fragment {
+function whereClause(tx: Sql, params: URLSearchParams, rpcArgsInQuery = false): Fragment {
   const conds: Fragment[] = [];
   for (const [col, expr] of params) {
     if (RESERVED.has(col)) continue;
@@ -339,7 +340,7 @@ export function whereClause(tx: Sql, params: URLSearchParams, rpcArgsInQuery = f
         cond = tx`${c} ilike ${value.replaceAll("*", "%")}`;
         break;
       case "in":
-        cond = tx`${c} = any(${parseList(value)})`;
+        cond = inList(tx, c, parseList(value));
         break;
       default:
         cond = isCondition(tx, c, value);
@@ -347,6 +348,11 @@ export function whereClause(tx: Sql, params: URLSearchParams, rpcArgsInQuery = f
     conds.push(not ? tx`not (${cond})` : cond);
   }
   return conds.length ? tx`where ${join(tx, conds, " and ")}` : tx``;
+}
+
+/** `col in ($1, $2, …)`, each value typed by the column (an empty list matches nothing); throws nothing. */
+function inList(tx: Sql, c: Fragment, values: string[]): Fragment {
+  return values.length ? tx`${c} in (${list(tx, values.map((v) => tx`${v}`))})` : tx`false`;
 }
 
 /** `col is null|not_null|true|false|unknown`; throws PGRST100 otherwise. */
@@ -367,7 +373,7 @@ function isCondition(tx: Sql, c: Fragment, value: string): Fragment {
 }
 
 /** Parses `(a,b,"c,d")` into its values; throws PGRST100 without the parentheses. */
-export function parseList(text: string): string[] {
+function parseList(text: string): string[] {
   const m = /^\((.*)\)$/s.exec(text);
   if (!m) throw new HttpError(400, apiError("PGRST100", `failed to parse filter (in.${text})`));
   const out: string[] = [];
@@ -451,7 +457,7 @@ async function primaryKey(tx: Sql, schema: string, table: string): Promise<strin
 }
 
 /** Parses the Prefer header(s) into the options PostgREST honours here; throws nothing. */
-export function parsePrefer(
+function parsePrefer(
   headers: Headers,
 ): { return?: string; resolution?: string; count?: string } {
   const out: { return?: string; resolution?: string; count?: string } = {};
@@ -545,7 +551,7 @@ function apiError(
 }
 
 /** Maps any failure to PostgREST's status and body; throws nothing. */
-export function errorResponse(e: unknown, role: string): Response {
+function errorResponse(e: unknown, role: string): Response {
   let status = 500;
   let body: HttpError["body"];
   if (e instanceof HttpError) {
@@ -559,6 +565,14 @@ export function errorResponse(e: unknown, role: string): Response {
     const pg = e as { code: string; message: string; detail?: string; hint?: string };
     status = pgStatus(pg.code, role);
     body = apiError(pg.code, pg.message, pg.detail ?? null, pg.hint ?? null);
+  } else if (/^(CONNECTION_|CONNECT_TIMEOUT|ECONN)/.test(String((e as { code?: unknown })?.code))) {
+    // PostgREST's answer while it cannot reach the database.
+    status = 503;
+    body = apiError(
+      "PGRST001",
+      "Database client error. Retrying the connection.",
+      (e as Error).message,
+    );
   } else {
     body = apiError("PGRSTX00", (e as Error)?.message ?? String(e));
   }
@@ -566,7 +580,7 @@ export function errorResponse(e: unknown, role: string): Response {
 }
 
 /** PostgREST's SQLSTATE → HTTP status table (42501 is 401 for anon, 403 otherwise). */
-export function pgStatus(code: string, role: string): number {
+function pgStatus(code: string, role: string): number {
   if (code === "42501") return role === "anon" ? 401 : 403;
   if (code === "23503" || code === "23505") return 409;
   if (code === "42P01" || code === "42883") return 404;

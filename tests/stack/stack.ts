@@ -10,8 +10,8 @@ import { prepareDatabase } from "./database.ts";
 import { LOCAL_JWT_SECRET, signKey } from "./keys.ts";
 import { type PgNetWorker, startPgNetWorker } from "./pg_net_worker.ts";
 import { type PostgresInstance, startPostgres } from "./postgres.ts";
-import { createRestApi } from "./rest_api.ts";
 import { guardPostgresJsNullSocket } from "./postgres_js_guard.ts";
+import { createRestApi } from "./rest_api.ts";
 import { createStorageApi } from "./storage_api.ts";
 
 /** Options for {@linkcode startStack}. */
@@ -33,7 +33,10 @@ export interface Stack {
   /** `http://127.0.0.1:<apiPort>`, i.e. SUPABASE_URL once the caller serves handleApi there. */
   apiUrl: string;
   dbUrl: string;
-  /** Superuser connection pool. */
+  /**
+   * Superuser connection pool for tests and tools. The API handlers do not use it: they open a
+   * connection per request, so a transaction cut by a PostgreSQL restart cannot wedge them.
+   */
   sql: postgres.Sql;
   jwtSecret: string;
   anonKey: string;
@@ -70,22 +73,32 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       prefix: "supa-stack-storage-",
       dir: opts.tempRoot,
     });
-    cleanups.push(() => Deno.remove(storageDir, { recursive: true }));
+    // Also on a process exit that skips stop() (unload handlers must be synchronous).
+    const removeStorageDir = () => {
+      try {
+        Deno.removeSync(storageDir, { recursive: true });
+      } catch { /* best effort */ }
+    };
+    globalThis.addEventListener("unload", removeStorageDir);
+    cleanups.push(async () => {
+      globalThis.removeEventListener("unload", removeStorageDir);
+      await Deno.remove(storageDir, { recursive: true });
+    });
     const sql = postgres(dbUrl, { max: 10, onnotice: () => {} });
     cleanups.push(() => sql.end({ timeout: 5 }));
 
     // Only drive our own stand-in queue: with the real pg_net installed, its worker owns the queue.
-    const [standIn] =
-      await sql`select obj_description('net'::regnamespace, 'pg_namespace') like 'pg_net stand-in%' as yes
-                                 from pg_namespace where nspname = 'net'`;
+    const [standIn] = await sql`
+      select obj_description('net'::regnamespace, 'pg_namespace') like 'pg_net stand-in%' as yes
+        from pg_namespace where nspname = 'net'`;
     if (standIn?.yes) {
       const worker: PgNetWorker = startPgNetWorker(dbUrl);
       cleanups.push(() => worker.stop());
     }
 
     const jwtSecret = LOCAL_JWT_SECRET;
-    const rest = createRestApi({ sql, jwtSecret });
-    const storage = createStorageApi({ sql, jwtSecret, dataDir: storageDir });
+    const rest = createRestApi({ dbUrl, jwtSecret });
+    const storage = createStorageApi({ dbUrl, jwtSecret, dataDir: storageDir });
     return {
       apiUrl: `http://127.0.0.1:${opts.apiPort}`,
       dbUrl,

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { startPostgres } from "./postgres.ts";
 import { type Stack, startStack } from "./stack.ts";
-import { client, exists, freePort, processRunning, serveApi, supabaseDirWith } from "./testing.ts";
+import {
+  client,
+  exists,
+  freePort,
+  processRunning,
+  serveApi,
+  supabaseDirWith,
+  withDeadline,
+} from "./testing.ts";
 
 Deno.test("two stacks with the project's migrations run at once, isolated, and stop without leftovers", async () => {
   const ports = [freePort(), freePort()];
@@ -100,6 +108,56 @@ Deno.test("with databaseUrl the stack prepares that database again without touch
     assert.ok(await processRunning(pg.dataDir), "the given server must keep running");
   } finally {
     await pg.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the API keeps answering after PostgreSQL crash-restarts in the middle of traffic", async () => {
+  const dir = await supabaseDirWith({});
+  const apiPort = freePort();
+  const stack = await startStack({ apiPort, dbPort: freePort(), supabaseDir: dir });
+  const server = serveApi(stack, apiPort);
+  let running = true;
+  try {
+    await stack.sql`insert into storage.buckets (id, name) values ('b', 'b')`;
+    const admin = client(stack.apiUrl, stack.serviceRoleKey);
+    // Uploads (two transactions each) and reads keep transactions open while the server dies.
+    const traffic = Array.from({ length: 6 }, async (_, i) => {
+      for (let n = 0; running; n++) {
+        await withDeadline(
+          `upload t${i}/${n}`,
+          admin.storage.from("b").upload(`t${i}/${n}.txt`, "x", { upsert: true }),
+        );
+        await withDeadline(
+          `select after t${i}/${n}`,
+          admin.schema("storage").from("objects").select("name").limit(1),
+        );
+      }
+    });
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      await stack.postgres!.restart("immediate");
+    }
+    running = false;
+    await Promise.all(traffic);
+    const started = performance.now();
+    for (let i = 0; i < 10; i++) {
+      const up = await admin.storage.from("b").upload(`after/${i}.txt`, "y");
+      assert.equal(up.error, null);
+      const read = await admin.schema("storage").from("objects").select("name").eq(
+        "name",
+        `after/${i}.txt`,
+      );
+      assert.deepEqual(read.data, [{ name: `after/${i}.txt` }]);
+    }
+    assert.ok(
+      performance.now() - started < 5000,
+      "requests after the restarts were slow: a wedged connection?",
+    );
+  } finally {
+    running = false;
+    await server.shutdown();
+    await stack.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

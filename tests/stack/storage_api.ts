@@ -10,12 +10,13 @@ import type postgres from "npm:postgres@3.4.9";
 import { jwtVerify, SignJWT } from "npm:jose@6.2.17";
 import { createHash } from "node:crypto";
 import { actAs } from "./db_role.ts";
+import { transaction, withConnection } from "./db_session.ts";
 import { parseMultipart } from "./multipart.ts";
 
 /** Options for {@linkcode createStorageApi}. */
 export interface StorageApiOptions {
-  /** A superuser connection pool. */
-  sql: postgres.Sql;
+  /** A superuser URL; each request opens its own connection (see db_session.ts). */
+  dbUrl: string;
   jwtSecret: string;
   /** Directory for object bytes (created when missing). */
   dataDir: string;
@@ -24,7 +25,7 @@ export interface StorageApiOptions {
 }
 
 /** The Storage API's error: the real code goes in the body, the HTTP status is 400 (500 for internal errors). */
-export class StorageError extends Error {
+class StorageError extends Error {
   constructor(readonly httpStatusCode: number, readonly code: string, message: string) {
     super(message);
   }
@@ -47,22 +48,24 @@ const ROLLBACK = Symbol("rollback");
 const SERVICE: Caller = { role: "service_role", claims: { role: "service_role" }, owner: null };
 // The Storage API accepts only S3-safe key characters (ASCII letters, digits and these symbols).
 const VALID_KEY = /^[A-Za-z0-9_\/!\-.*'() &$@=;:+,?]+$/;
-const UNSUPPORTED = new Set(["list", "list-v2", "move", "copy", "info", "upload", "upload-sign"]);
 const VALID_BUCKET = /^[A-Za-z0-9_!\-.*'() &$@=;:+,?]{1,63}$/;
+// First path segments of real Storage API routes this stand-in does not implement.
+const UNSUPPORTED = new Set(["list", "list-v2", "move", "copy", "info", "upload", "upload-sign"]);
 
 /** Builds the `/storage/v1/*` handler; it answers every failure in the Storage API's error shape and never throws. */
 export function createStorageApi(opts: StorageApiOptions): (req: Request) => Promise<Response> {
-  const ctx = { ...opts, fileSizeLimit: opts.fileSizeLimit ?? 50 * 1024 * 1024 };
+  const fileSizeLimit = opts.fileSizeLimit ?? 50 * 1024 * 1024;
   return async (req) => {
     try {
-      return await route(ctx, req);
+      return await withConnection(opts.dbUrl, (sql) => route({ ...opts, fileSizeLimit, sql }, req));
     } catch (e) {
       return errorResponse(e);
     }
   };
 }
 
-type Ctx = Required<StorageApiOptions>;
+/** Per-request context: options plus this request's connection. */
+type Ctx = Required<StorageApiOptions> & { sql: postgres.Sql };
 
 /** Dispatches one request by method and path; throws StorageError or database errors. */
 async function route(ctx: Ctx, req: Request): Promise<Response> {
@@ -122,7 +125,8 @@ async function upload(
 ) {
   if (!VALID_KEY.test(name)) throw new StorageError(400, "InvalidKey", `Invalid key: ${name}`);
   const [b] = await ctx.sql`
-    select id, file_size_limit, allowed_mime_types from storage.buckets where id = ${bucket}`;
+    select id, file_size_limit, to_json(allowed_mime_types) as allowed_mime_types
+      from storage.buckets where id = ${bucket}`;
   if (!b) throw new StorageError(404, "NoSuchBucket", "Bucket not found");
   const file = await readUpload(req);
   const limit = b.file_size_limit
@@ -241,7 +245,7 @@ function parseUserMetadata(text: string | null): postgres.JSONValue | null {
 }
 
 /** True when mimetype matches one of the bucket's types (`image/*` style wildcards allowed). */
-export function mimeAllowed(mimetype: string, allowed: string[]): boolean {
+function mimeAllowed(mimetype: string, allowed: string[]): boolean {
   const [type, sub] = mimetype.split(";")[0].trim().toLowerCase().split("/");
   return allowed.some((a) => {
     const [t, s] = a.trim().toLowerCase().split("/");
@@ -282,9 +286,13 @@ async function removeOne(ctx: Ctx, who: Caller, bucket: string, name: string) {
 async function deleteObjects(ctx: Ctx, who: Caller, bucket: string, names: string[]) {
   const rows = await inTransaction(ctx.sql, who, async (tx) => {
     await tx`select set_config('storage.allow_delete_query', 'true', true)`;
-    return [
-      ...await tx`delete from storage.objects where bucket_id = ${bucket} and name = any(${names}) returning *`,
-    ];
+    // Rows come back as JSON: this client does not load array types (see db_session.ts).
+    const deleted = await tx`delete from storage.objects
+      where bucket_id = ${bucket} and name = any(array(select jsonb_array_elements_text(${
+      tx.json(names)
+    })))
+      returning to_jsonb(objects) as row`;
+    return deleted.map((d) => d.row as Record<string, unknown> & { version?: string });
   });
   for (const r of rows) {
     if (r.version) await Deno.remove(`${ctx.dataDir}/${r.version}`).catch(() => {});
@@ -380,21 +388,21 @@ async function serve(ctx: Ctx, url: URL, row: ObjectRow): Promise<Response> {
 async function inTransaction<T>(
   sql: postgres.Sql,
   who: Caller,
-  fn: (tx: postgres.TransactionSql) => Promise<T>,
+  fn: (tx: postgres.Sql) => Promise<T>,
 ): Promise<T> {
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     if (!(await actAs(tx, who.role, who.claims))) {
       throw new StorageError(403, "AccessDenied", `role "${who.role}" is not allowed`);
     }
     return await fn(tx);
-  }) as T;
+  });
 }
 
 /** Runs fn as the caller and always rolls back; throws what fn or the database throws. */
 async function withRollback(
   sql: postgres.Sql,
   who: Caller,
-  fn: (tx: postgres.TransactionSql) => Promise<unknown>,
+  fn: (tx: postgres.Sql) => Promise<unknown>,
 ) {
   try {
     await inTransaction(sql, who, async (tx) => {
@@ -463,7 +471,7 @@ function routeNotFound(req: Request, url: URL): Response {
 }
 
 /** Renders any failure as the Storage API does: HTTP 400 (500 for internal errors) with the real code in the body; throws nothing. */
-export function errorResponse(e: unknown): Response {
+function errorResponse(e: unknown): Response {
   const err = e instanceof StorageError ? e : fromDatabaseError(e);
   const status = err.httpStatusCode === 500 ? 500 : err.httpStatusCode === 544 ? 544 : 400;
   return Response.json(
@@ -478,7 +486,7 @@ export function errorResponse(e: unknown): Response {
 }
 
 /** The Storage API's mapping of PostgreSQL errors; throws nothing. */
-export function fromDatabaseError(e: unknown): StorageError {
+function fromDatabaseError(e: unknown): StorageError {
   const pg = e as { name?: string; code?: string; message?: string; detail?: string };
   if (pg?.name !== "PostgresError") {
     return new StorageError(500, "InternalError", pg?.message ?? "Internal server error");

@@ -50,6 +50,25 @@ export async function waitFor<T>(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}${last ? `: ${last}` : ""}`);
 }
 
+/** Resolves like promise, or throws naming label after ms (so a hang fails the test instead). */
+export async function withDeadline<T>(
+  label: string,
+  promise: PromiseLike<T>,
+  ms = 30_000,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${label}: no answer after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Writes a throwaway `supabase/` dir with the given migrations (file name → SQL) and optional seed; throws on I/O errors. */
 export async function supabaseDirWith(
   migrations: Record<string, string>,

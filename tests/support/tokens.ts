@@ -3,9 +3,9 @@
  * @module
  */
 import * as jose from "npm:jose@6.2.17";
+import { LOCAL_JWT_SECRET, signUserToken } from "../stack/keys.ts";
 
-/** The Supabase CLI's well-known local JWT secret. */
-export const LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
+export { LOCAL_JWT_SECRET };
 
 /** Mints a legacy HS256 token (no `kid`) with the given claims, valid for `expiresIn` seconds. */
 export function signHs256(claims: jose.JWTPayload, secret = LOCAL_JWT_SECRET, expiresIn = 3600): Promise<string> {
@@ -18,7 +18,7 @@ export function signHs256(claims: jose.JWTPayload, secret = LOCAL_JWT_SECRET, ex
 
 /** A signed-in user's access token, as Supabase Auth issues it. */
 export function userToken(sub = crypto.randomUUID(), secret = LOCAL_JWT_SECRET, expiresIn = 3600): Promise<string> {
-  return signHs256({ sub, role: "authenticated", aud: "authenticated" }, secret, expiresIn);
+  return signUserToken({ sub, expiresIn }, secret);
 }
 
 /** An asymmetric signing key with its public JWKS, as a project on JWT signing keys has. */

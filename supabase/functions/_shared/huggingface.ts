@@ -123,7 +123,7 @@ export function textToImage(
       const res = await options.fetch(url, init);
       if (res.ok && res.headers.get("content-type")?.startsWith("image/")) {
         streamed = res;
-        return new Response(new Blob([]), { status: res.status, headers: res.headers });
+        return new Response(null, { status: res.status, headers: res.headers });
       }
       return res;
     };
