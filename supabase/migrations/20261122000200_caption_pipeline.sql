@@ -189,11 +189,11 @@ create trigger caption_replaced_image
   when (old.version is distinct from new.version)
   execute function captioning.on_object_written();
 
--- Claims the job of one object for a worker. Outcomes:
---   claimed (lease_token set), missing (no such object), skipped (not captionable),
---   busy (another worker holds it), done (this version is captioned), failed (dead letter),
---   scheduled (a retry is due later).
-create or replace function public.caption_job_claim(object_id uuid)
+-- Claims the job of one object for a worker, or with take = false only says whether it could.
+-- Outcomes: claimed (lease_token set) or due (take = false), missing (no such object), skipped
+-- (not captionable), busy (another worker holds it), done (this version is captioned), failed
+-- (dead letter), scheduled (a retry is due later).
+create or replace function public.caption_job_claim(object_id uuid, take boolean default true)
 returns table (
   outcome text,
   lease_token uuid,
@@ -238,6 +238,8 @@ begin
     outcome := 'busy';
   elsif job.status = 'pending' and job.next_attempt_at > now() then
     outcome := 'scheduled';
+  elsif not take then
+    outcome := 'due';
   else
     update captioning.jobs j
       set status = 'processing',
@@ -433,10 +435,10 @@ as $$
 $$;
 
 revoke execute on all functions in schema captioning from public, anon, authenticated;
-revoke execute on function public.caption_job_claim(uuid) from public, anon, authenticated;
+revoke execute on function public.caption_job_claim(uuid, boolean) from public, anon, authenticated;
 revoke execute on function public.caption_job_complete(uuid, uuid, text, text) from public, anon, authenticated;
 revoke execute on function public.caption_job_fail(uuid, uuid, text, boolean, integer) from public, anon, authenticated;
-grant execute on function public.caption_job_claim(uuid) to service_role;
+grant execute on function public.caption_job_claim(uuid, boolean) to service_role;
 grant execute on function public.caption_job_complete(uuid, uuid, text, text) to service_role;
 grant execute on function public.caption_job_fail(uuid, uuid, text, boolean, integer) to service_role;
 

@@ -1,5 +1,5 @@
 /**
- * One short-lived PostgreSQL connection per API request, and transactions on it.
+ * One PostgreSQL connection per API request at a time, and transactions on it.
  *
  * postgres.js 3.4.9 crashes the process when a statement is sent on a reserved connection whose
  * backend has died (porsager/postgres#1154, #1208), which `sql.begin()` does by itself (its
@@ -21,13 +21,47 @@ export class ConnectionLostError extends Error {
   }
 }
 
-/** Runs fn with a fresh single-connection client, closed afterwards; throws what fn throws. */
+interface Connection {
+  client: postgres.Sql;
+  guarded: postgres.Sql;
+  lost: boolean;
+}
+
+// Healthy connections kept between requests: opening one (fork + SCRAM) costs more than most
+// requests. A connection that failed or was lost is never put back.
+const idle = new Map<string, Connection[]>();
+const MAX_IDLE = 16;
+
+/** Runs fn with a single-connection client of its own (reused when healthy); throws what fn throws. */
 export async function withConnection<T>(
   dbUrl: string,
   fn: (sql: postgres.Sql) => Promise<T>,
 ): Promise<T> {
-  let lost = false;
-  const client = postgres(dbUrl, {
+  let conn = idle.get(dbUrl)?.pop();
+  while (conn?.lost) conn = idle.get(dbUrl)?.pop(); // closed while idle, e.g. by a restart
+  conn ??= connect(dbUrl);
+  let healthy = false;
+  try {
+    const result = await fn(conn.guarded);
+    healthy = !conn.lost;
+    return result;
+  } finally {
+    const pool = idle.get(dbUrl) ?? [];
+    if (healthy && pool.length < MAX_IDLE) idle.set(dbUrl, [...pool, conn]);
+    else await conn.client.end({ timeout: 0 });
+  }
+}
+
+/** Closes the connections kept for dbUrl; call it before the database goes away for good. */
+export async function closeIdleConnections(dbUrl: string): Promise<void> {
+  const pool = idle.get(dbUrl) ?? [];
+  idle.delete(dbUrl);
+  await Promise.all(pool.map((conn) => conn.client.end({ timeout: 0 })));
+}
+
+function connect(dbUrl: string): Connection {
+  const conn = { lost: false } as Connection;
+  conn.client = postgres(dbUrl, {
     max: 1,
     // Fail fast while the server is down or restarting, rather than hang a request.
     connect_timeout: 5,
@@ -38,23 +72,19 @@ export async function withConnection<T>(
     fetch_types: false,
     onnotice: () => {},
     onclose: () => {
-      lost = true;
+      conn.lost = true;
       // Settle whatever still waits on the dead connection; the driver does not always do it.
-      client.end({ timeout: 0 }).catch(() => {});
+      conn.client.end({ timeout: 0 }).catch(() => {});
     },
   });
   // Every statement and fragment is created through this call, so refusing here is enough.
-  const guarded = new Proxy(client, {
+  conn.guarded = new Proxy(conn.client, {
     apply(target, thisArg, args) {
-      if (lost) throw new ConnectionLostError();
+      if (conn.lost) throw new ConnectionLostError();
       return Reflect.apply(target, thisArg, args);
     },
   });
-  try {
-    return await fn(guarded);
-  } finally {
-    await client.end({ timeout: 0 });
-  }
+  return conn;
 }
 
 /** Runs fn between BEGIN and COMMIT (ROLLBACK when it throws) on a client from withConnection; throws what fn throws. */

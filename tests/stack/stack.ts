@@ -10,6 +10,7 @@ import { prepareDatabase } from "./database.ts";
 import { LOCAL_JWT_SECRET, signKey } from "./keys.ts";
 import { type PgNetWorker, startPgNetWorker } from "./pg_net_worker.ts";
 import { type PostgresInstance, startPostgres } from "./postgres.ts";
+import { closeIdleConnections } from "./db_session.ts";
 import { guardPostgresJsNullSocket } from "./postgres_js_guard.ts";
 import { createRestApi } from "./rest_api.ts";
 import { createStorageApi } from "./storage_api.ts";
@@ -99,6 +100,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const jwtSecret = LOCAL_JWT_SECRET;
     const rest = createRestApi({ dbUrl, jwtSecret });
     const storage = createStorageApi({ dbUrl, jwtSecret, dataDir: storageDir });
+    cleanups.push(() => closeIdleConnections(dbUrl));
     return {
       apiUrl: `http://127.0.0.1:${opts.apiPort}`,
       dbUrl,

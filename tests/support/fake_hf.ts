@@ -49,7 +49,7 @@ export interface FakeHf {
   url: string;
   options: FakeHfOptions;
   seen: SeenRequest[];
-  /** How many successful answers each caption was given in (more than one means duplicate work). */
+  /** How many times each caption was delivered to a waiting caller (more than one: duplicate work). */
   captionsAnswered: Map<string, number>;
   /** Queues answers for the next calls, in order; when the queue is empty the fake answers itself. */
   enqueue(...replies: Scripted[]): void;
@@ -105,7 +105,7 @@ export function startFakeHf(options: FakeHfOptions = {}, port = 0): FakeHf {
       await new Promise((r) => setTimeout(r, delayMs));
       reply = undefined;
     }
-    return (reply as Response | undefined) ?? await answer(record, options, captionsAnswered);
+    return (reply as Response | undefined) ?? await answer(record, options, captionsAnswered, req.signal);
   });
 
   return {
@@ -146,9 +146,11 @@ async function answer(
   record: SeenRequest,
   options: FakeHfOptions,
   captionsAnswered: Map<string, number>,
+  signal: AbortSignal,
 ): Promise<Response> {
   const counted = (caption: string) => {
-    captionsAnswered.set(caption, (captionsAnswered.get(caption) ?? 0) + 1);
+    // A caller that gave up (timed out) never receives this answer, so it is not a caption given.
+    if (!signal.aborted) captionsAnswered.set(caption, (captionsAnswered.get(caption) ?? 0) + 1);
     return caption;
   };
   if (record.task === "text-to-image") {

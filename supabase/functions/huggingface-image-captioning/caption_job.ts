@@ -7,7 +7,8 @@ import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { HttpError } from "../_shared/http.ts";
 import { captionImage, type Hf } from "../_shared/huggingface.ts";
 import { sniffImageType } from "./image.ts";
-import { type ClaimedJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
+import { claimJob, type ClaimedJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
+import type { Semaphore } from "../_shared/semaphore.ts";
 
 /** What an attempt needs. */
 export interface CaptionJobContext {
@@ -18,6 +19,26 @@ export interface CaptionJobContext {
 
 /** Thrown for a failure that no retry can fix (the image itself is the problem). */
 class PermanentFailure extends Error {}
+
+/**
+ * Waits for a free slot, then claims the job and runs it. Claiming only when work can start keeps
+ * the lease for the attempt itself: a job that waited in this instance's queue longer than a
+ * lease would otherwise be sent again by the sweeper and captioned twice. Never throws.
+ */
+export async function captionWhenFree(ctx: CaptionJobContext, slots: Semaphore, objectId: string): Promise<string> {
+  const release = await slots.acquire();
+  try {
+    const claim = await claimJob(ctx.db, objectId);
+    // Anything but "claimed" means another delivery took it, or it is no longer due.
+    return claim.outcome === "claimed" ? await runCaptionJob(ctx, claim as ClaimedJob) : claim.outcome;
+  } catch (error) {
+    // The job stays pending in the database; the sweeper sends it again.
+    console.error(`caption of ${objectId} not started: ${(error as Error).message}`);
+    return "unclaimed";
+  } finally {
+    release();
+  }
+}
 
 /** Runs one attempt and records its outcome; never throws (a lost lease is recovered by the sweeper). */
 export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Promise<string> {

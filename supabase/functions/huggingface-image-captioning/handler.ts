@@ -2,8 +2,8 @@
  * `huggingface-image-captioning`: the Database Webhook target for uploads to the captions bucket.
  *
  * It answers within milliseconds (pg_net has one worker, and a slow target holds up every webhook
- * queued behind it): check the secret, validate the event, claim the job, reply 202, and caption
- * after responding.
+ * queued behind it): check the secret, validate the event, check the object and its job, reply
+ * 202, and claim and caption after responding, as soon as a slot is free.
  * @module
  */
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
@@ -13,8 +13,8 @@ import { allowMethods, catchErrors, compose, type Handler, readJson } from "../_
 import { createHf, type HfDeps } from "../_shared/huggingface.ts";
 import { createSemaphore } from "../_shared/semaphore.ts";
 import { parseStorageObjectEvent, type StorageObjectRecord, verifyWebhookSecret } from "../_shared/webhook.ts";
-import { runCaptionJob } from "./caption_job.ts";
-import { type Claim, claimJob, type ClaimedJob } from "./jobs.ts";
+import { captionWhenFree } from "./caption_job.ts";
+import { type Claim, claimJob } from "./jobs.ts";
 
 // A storage.objects row is a few KB; a much larger body is not a webhook.
 const MAX_BODY_BYTES = 256 * 1024;
@@ -28,7 +28,7 @@ interface CaptioningConfig {
   webhookSecret: string;
   bucket: string;
   maxImageBytes: number;
-  /** Images one instance downloads and captions at once; further claimed jobs wait their turn. */
+  /** Images one instance downloads and captions at once; further jobs wait their turn, unclaimed. */
   concurrency: number;
   db: SupabaseClient;
 }
@@ -47,18 +47,12 @@ export function createHandler(env: Env, deps: CaptioningDeps = {}): Handler {
     const skip = event.record ? skipReason(event.record, bucket) : "deletes need no caption";
     if (skip) return Response.json({ status: "skipped", reason: skip });
 
-    const claim = await claimJob(db, event.record!.id);
-    if (claim.outcome === "claimed") {
-      const context = { db, hf: hf(), maxImageBytes };
-      waitUntil(slots().acquire().then(async (release) => {
-        try {
-          return await runCaptionJob(context, claim as ClaimedJob);
-        } finally {
-          release();
-        }
-      }));
+    // Checks the object and records its job now; the claim waits until a slot is free.
+    const status = await claimJob(db, event.record!.id, { take: false });
+    if (status.outcome === "due") {
+      waitUntil(captionWhenFree({ db, hf: hf(), maxImageBytes }, slots(), event.record!.id));
     }
-    return answerFor(claim);
+    return answerFor(status);
   });
 }
 
@@ -101,8 +95,9 @@ function skipReason(record: StorageObjectRecord, bucket: string): string | undef
 
 function answerFor(claim: Claim): Response {
   switch (claim.outcome) {
+    case "due":
     case "claimed":
-      return Response.json({ status: "accepted", attempt: claim.attempts }, { status: 202 });
+      return Response.json({ status: "accepted" }, { status: 202 });
     case "busy":
       return Response.json({ status: "in_progress" }, { status: 202 });
     case "scheduled":

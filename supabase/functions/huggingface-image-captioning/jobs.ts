@@ -9,7 +9,7 @@ import { HttpError } from "../_shared/http.ts";
 /** What `caption_job_claim` decided for an object. */
 export interface Claim {
   objectId: string;
-  outcome: "claimed" | "missing" | "skipped" | "busy" | "done" | "failed" | "scheduled";
+  outcome: "claimed" | "due" | "missing" | "skipped" | "busy" | "done" | "failed" | "scheduled";
   lease_token: string | null;
   bucket_id: string | null;
   name: string | null;
@@ -24,11 +24,12 @@ export interface Claim {
 export type ClaimedJob = Claim & { outcome: "claimed"; lease_token: string; bucket_id: string; name: string };
 
 /**
- * Claims the job of `objectId` (creating it if the object predates the pipeline).
+ * Claims the job of `objectId` (creating it if the object predates the pipeline); with
+ * `take: false`, only reports whether it is `due`.
  * @throws {HttpError} 503 when the database cannot be reached; the sweeper sends the job again.
  */
-export async function claimJob(db: SupabaseClient, objectId: string): Promise<Claim> {
-  const { data, error } = await db.rpc("caption_job_claim", { object_id: objectId });
+export async function claimJob(db: SupabaseClient, objectId: string, { take = true } = {}): Promise<Claim> {
+  const { data, error } = await db.rpc("caption_job_claim", { object_id: objectId, take });
   if (error) {
     console.error(`caption_job_claim failed: ${error.message}`);
     throw new HttpError(503, "The database is unavailable; the job stays queued and will be retried");
