@@ -6,7 +6,10 @@
 
 /** Throughput and latency of one run. */
 export interface LoadResult {
+  /** Requests completed in the measured window. */
   requests: number;
+  /** Requests completed in all, warm-up included. */
+  total: number;
   errors: number;
   rps: number;
   p50Ms: number;
@@ -20,6 +23,7 @@ export async function runLoad(
 ): Promise<LoadResult> {
   const latencies: number[] = [];
   let errors = 0;
+  let total = 0;
   const start = performance.now();
   const measureFrom = start + warmupMs;
   const end = measureFrom + durationMs;
@@ -35,6 +39,7 @@ export async function runLoad(
         ok = false;
       }
       const t1 = performance.now();
+      total++;
       if (t0 >= measureFrom && t1 <= end) {
         if (ok) latencies.push(t1 - t0);
         else errors++;
@@ -46,6 +51,7 @@ export async function runLoad(
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
   return {
     requests: latencies.length,
+    total,
     errors,
     rps: latencies.length / (durationMs / 1000),
     p50Ms: pct(0.5),

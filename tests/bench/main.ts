@@ -38,6 +38,7 @@ async function spawn(mode: string, port: number, arg: string) {
   child.stdout.cancel().catch(() => {});
   return {
     url: `http://127.0.0.1:${port}`,
+    pid: child.pid,
     async stop() {
       child.kill("SIGTERM");
       await child.status;
@@ -62,28 +63,42 @@ async function textToImageScenario() {
     const fn = await spawn("text-to-image", freePort(), upstream.url);
     try {
       // The proxy forwards its body untouched, so it is sent the router's own shape.
-      const measure = (url: string, body: string) =>
-        runLoad(
+      const measure = async (server: { url: string; pid: number }, path: string, body: string) => {
+        const cpuBefore = cpuSeconds(server.pid);
+        const result = await runLoad(
           () =>
-            fetch(url, {
+            fetch(server.url + path, {
               method: "POST",
               headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
               body,
             }),
           { concurrency: CONCURRENCY, durationMs: DURATION_MS, warmupMs: WARMUP_MS },
         );
-      const bases: LoadResult[] = [];
-      const funcs: LoadResult[] = [];
+        const cpuUs = ((cpuSeconds(server.pid) - cpuBefore) * 1e6) / result.total;
+        return { ...result, cpuUs };
+      };
+      const bases: Measured[] = [];
+      const funcs: Measured[] = [];
       for (let round = 0; round < ROUNDS; round++) {
-        bases.push(await measure(proxy.url, JSON.stringify({ inputs: prompt })));
-        funcs.push(await measure(`${fn.url}/functions/v1/text-to-image`, JSON.stringify({ prompt })));
+        bases.push(await measure(proxy, "/", JSON.stringify({ inputs: prompt })));
+        funcs.push(await measure(fn, "/functions/v1/text-to-image", JSON.stringify({ prompt })));
       }
       const base = median(bases);
       const func = median(funcs);
       const ratio = func.rps / base.rps;
       const dp50 = func.p50Ms - base.p50Ms;
       rows.push(
-        [`${latency} ms`, "pass-through proxy", fmt(base.rps), fmt(base.p50Ms, 2), fmt(base.p99Ms, 2), String(base.errors), "", ""],
+        [
+          `${latency} ms`,
+          "pass-through proxy",
+          fmt(base.rps),
+          fmt(base.p50Ms, 2),
+          fmt(base.p99Ms, 2),
+          String(base.errors),
+          fmt(base.cpuUs),
+          "",
+          "",
+        ],
         [
           `${latency} ms`,
           "text-to-image",
@@ -91,6 +106,7 @@ async function textToImageScenario() {
           fmt(func.p50Ms, 2),
           fmt(func.p99Ms, 2),
           String(func.errors),
+          fmt(func.cpuUs),
           `${ratio.toFixed(2)}× ${ratio >= 0.9 ? "ok" : "MISS"}`,
           `${dp50 >= 0 ? "+" : ""}${dp50.toFixed(2)} ms ${dp50 <= 2 ? "ok" : "MISS"}`,
         ],
@@ -102,11 +118,27 @@ async function textToImageScenario() {
   console.log(
     `\ntext-to-image, concurrency ${CONCURRENCY}, median of ${ROUNDS} alternating ${DURATION_MS} ms runs (64×64 PNG upstream)`,
   );
-  table(["upstream", "server", "req/s", "p50 ms", "p99 ms", "errors", "vs proxy req/s", "vs proxy p50"], rows);
+  table(
+    ["upstream", "server", "req/s", "p50 ms", "p99 ms", "errors", "server CPU µs/req", "vs proxy req/s", "vs proxy p50"],
+    rows,
+  );
+  console.log("(the load generator, the server and the upstream share this machine's cores)");
+}
+
+type Measured = LoadResult & { cpuUs: number };
+
+/** CPU time (user + system) a process has used, from /proc; NaN where /proc is not there. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks, 100 per second on Linux
+  } catch {
+    return NaN;
+  }
 }
 
 /** The run with the median requests/s. */
-function median(runs: LoadResult[]): LoadResult {
+function median<T extends LoadResult>(runs: T[]): T {
   return [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)];
 }
 
