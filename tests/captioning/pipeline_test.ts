@@ -156,3 +156,17 @@ Deno.test("an upload succeeds and leaves a trace when the webhook's Vault secret
     assert.match(job.last_error, /project_url/);
     assert.equal(fake.seen.length, 0);
   }, { sweepIntervalMs: 60_000 }));
+
+Deno.test("the migration schedules the sweeper with pg_cron where pg_cron is installed", opts, () =>
+  withLocal(async ({ dev }) => {
+    const [ext] = await dev.stack.sql`select exists (select 1 from pg_extension where extname = 'pg_cron') as installed`;
+    const [available] = await dev.stack.sql`
+      select exists (select 1 from pg_available_extensions where name = 'pg_cron') as yes`;
+    assert.equal(ext.installed, available.yes);
+    if (!available.yes) return; // without pg_cron the migration warns, and `deno task dev` sweeps
+    const [job] = await dev.stack.sql`select schedule, command, active from cron.job where jobname = 'captioning-sweep'`;
+    assert.equal(job.command, "select captioning.sweep()");
+    assert.equal(job.active, true);
+    // pg_cron 1.5+ takes '5 seconds'; Debian's 1.4 only minutes.
+    assert.match(job.schedule, /^(5 seconds|\* \* \* \* \*)$/);
+  }));
