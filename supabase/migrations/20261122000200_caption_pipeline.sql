@@ -266,6 +266,20 @@ begin
 end
 $$;
 
+-- Locks a job for its lease holder; all nulls when the lease is no longer theirs (expired and
+-- re-claimed, the object replaced or deleted).
+create or replace function captioning.lock_leased_job(object_id uuid, lease_token uuid)
+returns captioning.jobs
+language sql
+set search_path = ''
+as $$
+  select * from captioning.jobs j
+  where j.object_id = lock_leased_job.object_id
+    and j.lease_token = lock_leased_job.lease_token
+    and j.status = 'processing'
+  for update
+$$;
+
 -- Stores the caption and finishes the job in one transaction, only for the current lease holder:
 -- a stale attempt (lease expired and re-claimed, or the object replaced) changes nothing.
 create or replace function public.caption_job_complete(
@@ -282,12 +296,8 @@ as $$
 declare
   job captioning.jobs%rowtype;
 begin
-  select * into job from captioning.jobs j
-    where j.object_id = caption_job_complete.object_id
-      and j.lease_token = caption_job_complete.lease_token
-      and j.status = 'processing'
-    for update;
-  if not found then
+  job := captioning.lock_leased_job(caption_job_complete.object_id, caption_job_complete.lease_token);
+  if job.object_id is null then
     return 'stale';
   end if;
 
@@ -325,12 +335,8 @@ declare
   job captioning.jobs%rowtype;
   backoff double precision;
 begin
-  select * into job from captioning.jobs j
-    where j.object_id = caption_job_fail.object_id
-      and j.lease_token = caption_job_fail.lease_token
-      and j.status = 'processing'
-    for update;
-  if not found then
+  job := captioning.lock_leased_job(caption_job_fail.object_id, caption_job_fail.lease_token);
+  if job.object_id is null then
     return 'stale';
   end if;
 

@@ -12,6 +12,7 @@
 import { type LoadResult, runLoad } from "./load.ts";
 import { runPipeline } from "./pipeline.ts";
 import { userToken } from "../support/tokens.ts";
+import { freePort } from "../stack/testing.ts";
 
 const CONCURRENCY = 32;
 const DURATION_MS = Number(Deno.env.get("BENCH_DURATION_MS") ?? 3000);
@@ -46,12 +47,6 @@ async function spawn(mode: string, port: number, arg: string) {
   };
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 async function textToImageScenario() {
   const token = await userToken();

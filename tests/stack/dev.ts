@@ -9,6 +9,7 @@
 import type { Env } from "../../supabase/functions/_shared/env.ts";
 import { createFunctionsRouter, loadFunctions } from "./functions.ts";
 import { type Stack, startStack } from "./stack.ts";
+import { freePort } from "./testing.ts";
 
 /** What {@linkcode startDev} needs; ports 0 pick free ones. */
 export interface DevOptions {
@@ -129,12 +130,6 @@ export function parseDotenv(text: string): Record<string, string> {
   return env;
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 async function main() {
   let fileEnv: Record<string, string> = {};

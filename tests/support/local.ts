@@ -6,6 +6,7 @@
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { type Dev, startDev } from "../stack/dev.ts";
 import { signUserToken } from "../stack/keys.ts";
+import { waitFor } from "../stack/testing.ts";
 import { type FakeHf, type FakeHfOptions, startFakeHf } from "./fake_hf.ts";
 
 export const HF_TOKEN = "hf_e2e_secret_token_value";
@@ -82,13 +83,3 @@ export const FAST_RETRIES: Record<string, string> = {
   lease_seconds: "5",
   max_attempts: "10",
 };
-
-async function waitFor<T>(what: string, query: () => Promise<T>, timeoutMs = 10_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await query();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

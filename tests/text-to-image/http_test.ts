@@ -6,16 +6,11 @@ import assert from "node:assert/strict";
 import { hfError, startFakeHf } from "../support/fake_hf.ts";
 import { imageInfo } from "../support/images.ts";
 import { signUserToken } from "../stack/keys.ts";
+import { freePort } from "../stack/testing.ts";
 
 const HF_TOKEN = "hf_http_secret_token_value";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
 
 /**
  * Runs `deno task dev` in its own process until `fn` is done, then stops it with SIGTERM and
