@@ -46,7 +46,7 @@ export interface Hf {
   run<T>(model: string, call: HfCall<T>, signal?: AbortSignal): Promise<T>;
 }
 
-/** Test seams: the upstream `fetch`, randomness for jitter, and the clock. */
+/** Test seams: the upstream `fetch`, and randomness for jitter. */
 export interface HfDeps {
   fetch?: typeof fetch;
   random?: () => number;
