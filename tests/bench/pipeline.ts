@@ -39,9 +39,9 @@ export async function runPipeline(
     env: {
       HUGGING_FACE_ACCESS_TOKEN: "hf_bench",
       HF_BASE_URL: fake.url,
-      // K bounds the Hugging Face calls; twice as many jobs keep downloads and writes off the critical path.
+      // K bounds the Hugging Face calls; more jobs in flight keep downloads and writes off the critical path.
       HF_MAX_CONCURRENCY: String(k),
-      CAPTION_CONCURRENCY: String(2 * k),
+      CAPTION_CONCURRENCY: String(4 * k),
       HF_TIMEOUT_MS: "2000",
       HF_DEADLINE_MS: "5000",
     },
