@@ -307,10 +307,12 @@ hfTest("an always-503 upstream is called exactly maxAttempts times", async (warn
 
 hfTest("an always-503 upstream is given up on at the deadline, before maxAttempts", async () => {
   const upstream = scriptedFetch(error(503, "overloaded"));
-  // Every backoff is its ceiling, 50 ms (random → 1), so at most 8 calls fit in 400 ms.
+  // Every backoff is its ceiling, 50 ms (random → 1), so at most 8 calls fit in 400 ms; a retry
+  // also needs room for its own attempt (here the 100 ms timeout) before the deadline.
   const hf = hfWith(upstream, {
     maxAttempts: 20,
     deadlineMs: 400,
+    timeoutMs: 100,
     retryBaseMs: 50,
     retryMaxDelayMs: 50,
   }, {
@@ -598,4 +600,13 @@ Deno.test({
       console.warn = original;
     }
   },
+});
+
+hfTest("no retry is started without time left for it to answer", async () => {
+  const upstream = scriptedFetch(error(500, "boom"));
+  // A 1 s per-attempt timeout and 300 ms of deadline: the first call fails and no second one starts.
+  const hf = hfWith(upstream, { maxAttempts: 5, deadlineMs: 300, timeoutMs: 1_000, retryBaseMs: 10, retryMaxDelayMs: 10 });
+  const failure = await httpErrorOf(textToImage(hf, { prompt: "a cat" }));
+  assert.equal(failure.status, 502);
+  assert.equal(upstream.seen.length, 1);
 });

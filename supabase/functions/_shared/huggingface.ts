@@ -21,6 +21,9 @@ import { classifyHfError, type HfFailure, mapHfError } from "./hf_errors.ts";
 import { backoffDelay, sleep } from "./retry.ts";
 import { createSemaphore } from "./semaphore.ts";
 
+// The least time worth giving a retry (capped by the per-attempt timeout).
+const MIN_ATTEMPT_MS = 1000;
+
 /** Where and how one call reaches its model: `endpointUrl` or `provider`, never both. */
 export interface CallTarget {
   model: string;
@@ -98,7 +101,10 @@ export function createHf(config: HfConfig, deps: HfDeps = {}): Hf {
         if (until > pause.until) pause = { until, status: failure.upstreamStatus };
       }
       const delay = failure.retryAfterMs ?? backoffDelay(attempt, config.retryBaseMs, config.retryMaxDelayMs, random);
-      const giveUp = !failure.retryable || attempt >= config.maxAttempts || Date.now() + delay >= deadline ||
+      // A retry needs time to answer: one cut short by the deadline may still be served (and
+      // billed) upstream, only to be thrown away here.
+      const retryNeeds = delay + Math.min(config.timeoutMs, MIN_ATTEMPT_MS);
+      const giveUp = !failure.retryable || attempt >= config.maxAttempts || Date.now() + retryNeeds > deadline ||
         signal?.aborted === true;
       logFailure(model, attempt, failure, giveUp);
       if (giveUp) throw mapHfError(error, failure, { model, redact: [config.accessToken] });

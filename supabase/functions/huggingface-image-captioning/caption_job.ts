@@ -45,7 +45,8 @@ export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Pr
   try {
     const image = await downloadImage(ctx, job);
     const caption = await captionImage(ctx.hf, image);
-    const outcome = await completeJob(ctx.db, job, caption, ctx.hf.config.imageToTextModel);
+    // The caption is paid for: a passing database error must not send it round again.
+    const outcome = await persistently(() => completeJob(ctx.db, job, caption, ctx.hf.config.imageToTextModel));
     if (outcome === "stale") console.warn(`caption of ${job.objectId} discarded: a newer attempt owns the job`);
     return outcome;
   } catch (error) {
@@ -60,6 +61,19 @@ export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Pr
       return "unrecorded";
     }
   }
+}
+
+/** Runs `write` up to three times, 250 ms then 1 s apart; rethrows its last error. */
+async function persistently<T>(write: () => Promise<T>): Promise<T> {
+  for (const pause of [250, 1000]) {
+    try {
+      return await write();
+    } catch (error) {
+      console.warn(`retrying a database write: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+  return await write();
 }
 
 async function downloadImage(ctx: CaptionJobContext, job: ClaimedJob): Promise<Blob> {
