@@ -175,9 +175,26 @@ async function pipelineScenario() {
   );
 }
 
+/** Total and stolen CPU ticks of the machine, from /proc/stat (zeros where it is not there). */
+function cpuTicks(): { total: number; steal: number } {
+  try {
+    const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
+  } catch {
+    return { total: 0, steal: 0 };
+  }
+}
+
 const scenarios: Record<string, () => Promise<void>> = {
   "text-to-image": textToImageScenario,
   pipeline: pipelineScenario,
 };
 const chosen = Deno.args.length ? Deno.args : Object.keys(scenarios);
-for (const name of chosen) await scenarios[name]();
+for (const name of chosen) {
+  const before = cpuTicks();
+  await scenarios[name]();
+  const after = cpuTicks();
+  // On a shared virtual machine the host can take CPU away mid-run; say how much it did.
+  const stolen = (after.steal - before.steal) / Math.max(1, after.total - before.total);
+  console.log(`(CPU stolen by the host during this scenario: ${(stolen * 100).toFixed(1)}%)`);
+}
