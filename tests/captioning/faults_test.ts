@@ -74,15 +74,7 @@ Deno.test("Hugging Face is down for a stretch, then comes back: every image gets
     await new Promise((r) => setTimeout(r, 3000));
     local.fake.options.down = false;
     await assertNothingLost(local, expected);
-  }, {
-    env: FAST_HF,
-    settings: FAST_RETRIES,
-    // A slow webhook target holds up pg_net's single worker, so requests pile up in its queue.
-    intercept: async (req) => {
-      if (new URL(req.url).pathname.startsWith("/functions/")) await new Promise((r) => setTimeout(r, 150));
-      return undefined;
-    },
-  }));
+  }, { env: FAST_HF, settings: FAST_RETRIES }));
 
 Deno.test("the functions runtime is down while uploads go on, then restarts: nothing is lost", opts, () =>
   withLocal(async (local) => {
@@ -95,15 +87,7 @@ Deno.test("the functions runtime is down while uploads go on, then restarts: not
     assert.equal(local.fake.seen.length, 0);
     local.dev.setFunctionsDown(false);
     await assertNothingLost(local, expected);
-  }, {
-    env: FAST_HF,
-    settings: FAST_RETRIES,
-    // A slow webhook target holds up pg_net's single worker, so requests pile up in its queue.
-    intercept: async (req) => {
-      if (new URL(req.url).pathname.startsWith("/functions/")) await new Promise((r) => setTimeout(r, 150));
-      return undefined;
-    },
-  }));
+  }, { env: FAST_HF, settings: FAST_RETRIES }));
 
 Deno.test("Storage downloads fail transiently: nothing is lost", opts, () => {
   let downloads = 0;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { signUserToken } from "./keys.ts";
 import { startStack } from "./stack.ts";
-import { client, freePort, serveApi, supabaseDirWith } from "./testing.ts";
+import { client, clientsOf, freePort, serveApi, supabaseDirWith } from "./testing.ts";
 
 const ALICE = "a11ce000-0000-4000-8000-000000000001";
 const BOB = "b0b00000-0000-4000-8000-000000000002";
@@ -32,18 +32,7 @@ Deno.test("rest stand-in answers supabase-js like PostgREST", async (t) => {
   const stack = await startStack({ apiPort, dbPort: freePort(), supabaseDir: dir });
   const server = serveApi(stack, apiPort);
   try {
-    const admin = client(stack.apiUrl, stack.serviceRoleKey);
-    const anon = client(stack.apiUrl, stack.anonKey);
-    const alice = client(
-      stack.apiUrl,
-      stack.anonKey,
-      await signUserToken({ sub: ALICE }, stack.jwtSecret),
-    );
-    const bob = client(
-      stack.apiUrl,
-      stack.anonKey,
-      await signUserToken({ sub: BOB }, stack.jwtSecret),
-    );
+    const { admin, anon, alice, bob } = await clientsOf(stack, { alice: ALICE, bob: BOB });
 
     await t.step("insert returns the rows with select(), nothing with return=minimal", async () => {
       const one = await alice.from("notes").insert({ body: "a1", rank: 2 }).select().single();

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { SignJWT } from "npm:jose@6.2.17";
 import { signUserToken } from "./keys.ts";
 import { startStack } from "./stack.ts";
-import { client, exists, freePort, serveApi, supabaseDirWith } from "./testing.ts";
+import { clientsOf, exists, freePort, serveApi, supabaseDirWith } from "./testing.ts";
 
 const ALICE = "a11ce000-0000-4000-8000-000000000001";
 const BOB = "b0b00000-0000-4000-8000-000000000002";
@@ -61,18 +61,7 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
   };
   const apiError = (e: unknown) => e as { code?: string } | null;
   try {
-    const admin = client(stack.apiUrl, stack.serviceRoleKey);
-    const anon = client(stack.apiUrl, stack.anonKey);
-    const alice = client(
-      stack.apiUrl,
-      stack.anonKey,
-      await signUserToken({ sub: ALICE }, stack.jwtSecret),
-    );
-    const bob = client(
-      stack.apiUrl,
-      stack.anonKey,
-      await signUserToken({ sub: BOB }, stack.jwtSecret),
-    );
+    const { admin, anon, alice, bob } = await clientsOf(stack, { alice: ALICE, bob: BOB });
 
     let firstId = "";
     await t.step(

@@ -4,6 +4,7 @@
  * @module
  */
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
+import { signUserToken } from "./keys.ts";
 import type { Stack } from "./stack.ts";
 
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago; throws if none can be bound. */
@@ -28,6 +29,18 @@ export function client(url: string, apiKey: string, userToken?: string): Supabas
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     ...(userToken ? { accessToken: () => Promise.resolve(userToken) } : {}),
   });
+}
+
+/** The clients the API tests act as: the service role, anon, and two signed-in users. */
+export async function clientsOf(stack: Stack, users: { alice: string; bob: string }) {
+  const asUser = async (sub: string) =>
+    client(stack.apiUrl, stack.anonKey, await signUserToken({ sub }, stack.jwtSecret));
+  return {
+    admin: client(stack.apiUrl, stack.serviceRoleKey),
+    anon: client(stack.apiUrl, stack.anonKey),
+    alice: await asUser(users.alice),
+    bob: await asUser(users.bob),
+  };
 }
 
 /** Polls fn until it returns a truthy value; throws with label after timeoutMs. */
