@@ -33,7 +33,7 @@ Deno.test("a slow attempt for an old version finishing late does not overwrite t
     const old = await makeRandomPng();
     const fresh = await makeRandomPng(40);
     const up = await admin.storage.from("images").upload("race.png", old, { contentType: "image/png" });
-    await waitFor("slow call started", async () => fake.seen.length === 1);
+    await waitFor("slow call started", () => fake.seen.length === 1);
     await admin.storage.from("images").upload("race.png", fresh, { contentType: "image/png", upsert: true });
     const expected = await describe(fresh);
     await waitFor("new caption", async () =>
@@ -49,7 +49,7 @@ Deno.test("deleting an object mid-caption cancels its job and writes nothing", o
   withLocal(async ({ admin, dev, fake, waitFor }) => {
     fake.enqueue({ delayMs: 800 });
     const up = await admin.storage.from("images").upload("gone.png", await makeRandomPng(), { contentType: "image/png" });
-    await waitFor("call started", async () => fake.seen.length === 1);
+    await waitFor("call started", () => fake.seen.length === 1);
     assert.equal((await admin.storage.from("images").remove(["gone.png"])).error, null);
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal((await dev.stack.sql`select 1 from captioning.jobs where object_id = ${up.data!.id}`).length, 0);
