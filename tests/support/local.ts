@@ -20,7 +20,7 @@ export interface Local {
   /** supabase-js signed in as a user (a JWT with that `sub`). */
   userClient(sub: string): Promise<SupabaseClient>;
   /** Polls `query` until it returns a truthy value, or fails after `timeoutMs`. */
-  waitFor<T>(what: string, query: () => Promise<T>, timeoutMs?: number): Promise<NonNullable<T>>;
+  waitFor<T>(what: string, query: () => Promise<T> | T, timeoutMs?: number): Promise<NonNullable<T>>;
 }
 
 /** Starts everything, runs `fn`, and stops everything, whatever happens. */
