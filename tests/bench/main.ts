@@ -82,29 +82,25 @@ async function textToImageScenario() {
       const func = median(funcs);
       const ratio = func.rps / base.rps;
       const dp50 = func.p50Ms - base.p50Ms;
+      const row = (server: string, r: Measured, vsReqs: string, vsP50: string) => [
+        `${latency} ms`,
+        server,
+        fmt(r.rps),
+        fmt(r.p50Ms, 2),
+        fmt(r.p99Ms, 2),
+        String(r.errors),
+        fmt(r.cpuUs),
+        vsReqs,
+        vsP50,
+      ];
       rows.push(
-        [
-          `${latency} ms`,
-          "pass-through proxy",
-          fmt(base.rps),
-          fmt(base.p50Ms, 2),
-          fmt(base.p99Ms, 2),
-          String(base.errors),
-          fmt(base.cpuUs),
-          "",
-          "",
-        ],
-        [
-          `${latency} ms`,
+        row("pass-through proxy", base, "", ""),
+        row(
           "text-to-image",
-          fmt(func.rps),
-          fmt(func.p50Ms, 2),
-          fmt(func.p99Ms, 2),
-          String(func.errors),
-          fmt(func.cpuUs),
+          func,
           `${ratio.toFixed(2)}× ${ratio >= 0.9 ? "ok" : "MISS"}`,
           `${dp50 >= 0 ? "+" : ""}${dp50.toFixed(2)} ms ${dp50 <= 2 ? "ok" : "MISS"}`,
-        ],
+        ),
       );
     } finally {
       await Promise.all([fn.stop(), proxy.stop(), upstream.stop()]);

@@ -3,20 +3,13 @@
  */
 import assert from "node:assert/strict";
 import { sniffImageType } from "../../supabase/functions/huggingface-image-captioning/image.ts";
-import { makePng, tinyJpeg } from "../support/images.ts";
+import { concat, makePng, tinyJpeg } from "../support/images.ts";
 
 const ascii = (text: string) => new TextEncoder().encode(text);
 
 /** Concatenates byte parts; numbers are single bytes. */
 function bytes(...parts: (string | number[] | Uint8Array)[]): Uint8Array {
-  const arrays = parts.map((p) => (typeof p === "string" ? ascii(p) : Uint8Array.from(p)));
-  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
-  let offset = 0;
-  for (const a of arrays) {
-    out.set(a, offset);
-    offset += a.length;
-  }
-  return out;
+  return concat(parts.map((p) => (typeof p === "string" ? ascii(p) : Uint8Array.from(p))));
 }
 
 const u32le = (n: number) => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff];

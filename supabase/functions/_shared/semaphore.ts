@@ -6,10 +6,6 @@
 /** Hands out at most `size` slots; `acquire` resolves to the slot's release function. */
 export interface Semaphore {
   acquire(): Promise<() => void>;
-  /** Slots in use. */
-  readonly active: number;
-  /** Callers waiting for a slot. */
-  readonly waiting: number;
 }
 
 /** Creates a {@linkcode Semaphore} with `size` slots, served first come, first served. */
@@ -28,12 +24,6 @@ export function createSemaphore(size: number): Semaphore {
         return Promise.resolve(once(release));
       }
       return new Promise((resolve) => queue.push(() => resolve(once(release))));
-    },
-    get active() {
-      return active;
-    },
-    get waiting() {
-      return queue.length;
     },
   };
 }
