@@ -20,14 +20,18 @@ Deno.test("every npm package is pinned to one exact version across the repo", as
   const versions = new Map<string, Set<string>>();
   for (const dir of ["supabase/functions/", "tests/"]) {
     for await (const file of sourceFiles(new URL(dir, ROOT))) {
-      for (const [, name, version] of (await Deno.readTextFile(file)).matchAll(/"npm:((?:@[\w.-]+\/)?[\w.-]+)@?([^"/]*)/g)) {
+      for (
+        const [, name, version] of (await Deno.readTextFile(file)).matchAll(/"npm:((?:@[\w.-]+\/)?[\w.-]+)@?([^"/]*)/g)
+      ) {
         assert.match(version, /^\d+\.\d+\.\d+$/, `${file.pathname}: npm:${name} is not pinned to an exact version`);
         versions.set(name, (versions.get(name) ?? new Set()).add(version));
       }
     }
   }
   assert.ok(versions.has("@huggingface/inference"));
-  for (const [name, seen] of versions) assert.equal(seen.size, 1, `npm:${name} is pinned to ${[...seen].join(" and ")}`);
+  for (const [name, seen] of versions) {
+    assert.equal(seen.size, 1, `npm:${name} is pinned to ${[...seen].join(" and ")}`);
+  }
 });
 
 Deno.test("functions import only _shared/ and packages, never one another", async () => {
@@ -57,7 +61,11 @@ Deno.test("config.toml verifies JWTs for text-to-image and leaves the webhook ta
 
 Deno.test("the functions' own environment variables do not start with SUPABASE_", async () => {
   const platform = new Set([
-    "SUPABASE_URL", "SUPABASE_JWKS", "SUPABASE_JWT_SECRET", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_SECRET_KEYS",
+    "SUPABASE_URL",
+    "SUPABASE_JWKS",
+    "SUPABASE_JWT_SECRET",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_SECRET_KEYS",
   ]);
   for await (const file of sourceFiles(FUNCTIONS)) {
     for (const [, name] of (await Deno.readTextFile(file)).matchAll(/"(SUPABASE_[A-Z_]+)"/g)) {

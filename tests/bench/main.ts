@@ -47,7 +47,6 @@ async function spawn(mode: string, port: number, arg: string) {
   };
 }
 
-
 async function textToImageScenario() {
   const token = await userToken();
   const prompt = "Llama wearing sunglasses";
@@ -110,7 +109,17 @@ async function textToImageScenario() {
     `\ntext-to-image, concurrency ${CONCURRENCY}, median of ${ROUNDS} alternating ${DURATION_MS} ms runs (64×64 PNG upstream)`,
   );
   table(
-    ["upstream", "server", "req/s", "p50 ms", "p99 ms", "errors", "server CPU µs/req", "vs proxy req/s", "vs proxy p50"],
+    [
+      "upstream",
+      "server",
+      "req/s",
+      "p50 ms",
+      "p99 ms",
+      "errors",
+      "server CPU µs/req",
+      "vs proxy req/s",
+      "vs proxy p50",
+    ],
     rows,
   );
   console.log("(the load generator, the server and the upstream share this machine's cores)");

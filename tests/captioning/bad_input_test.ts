@@ -29,7 +29,14 @@ const record = (overrides: Record<string, unknown> = {}) => ({
   ...overrides,
 });
 const event = (overrides: Record<string, unknown> = {}) =>
-  JSON.stringify({ type: "INSERT", table: "objects", schema: "storage", record: record(), old_record: null, ...overrides });
+  JSON.stringify({
+    type: "INSERT",
+    table: "objects",
+    schema: "storage",
+    record: record(),
+    old_record: null,
+    ...overrides,
+  });
 
 Deno.test("malformed webhook requests get a clear 4xx and touch nothing", opts, () =>
   withLocal(async (local) => {
@@ -75,63 +82,84 @@ Deno.test("events the pipeline does not caption are answered 2xx 'skipped'", opt
     assert.equal(local.fake.seen.length, 0);
   }));
 
-Deno.test("bad files become failed jobs that say why, and never reach Hugging Face", opts, () =>
-  withLocal(async ({ admin, dev, fake, waitFor }) => {
-    const files: [string, Blob, RegExp][] = [
-      ["empty.png", new Blob([], { type: "image/png" }), /empty/],
-      ["corrupt.png", new Blob([crypto.getRandomValues(new Uint8Array(500))], { type: "image/png" }), /not a PNG/],
-      ["text.jpg", new Blob(["just text, really".repeat(10)], { type: "image/jpeg" }), /not a PNG/],
-      ["huge.png", new Blob([await makeRandomPng(400)], { type: "image/png" }), /over the 2000-byte limit/],
-    ];
-    for (const [name, blob, reason] of files) {
-      const up = await admin.storage.from("images").upload(name, blob, { contentType: blob.type });
-      assert.equal(up.error, null, name);
-      const job = await waitFor(`failed job for ${name}`, async () =>
-        (await dev.stack.sql`select * from captioning.jobs where object_id = ${up.data!.id} and status = 'failed'`)[0]);
-      assert.match(job.last_error, reason, name);
-      assert.equal(job.attempts, 1, `${name} is not retried`);
-    }
-    assert.equal(fake.seen.length, 0);
-    assert.equal((await dev.stack.sql`select 1 from public.image_caption`).length, 0);
-  }, { env: { CAPTION_MAX_IMAGE_BYTES: "2000" } }));
+Deno.test(
+  "bad files become failed jobs that say why, and never reach Hugging Face",
+  opts,
+  () =>
+    withLocal(async ({ admin, dev, fake, waitFor }) => {
+      const files: [string, Blob, RegExp][] = [
+        ["empty.png", new Blob([], { type: "image/png" }), /empty/],
+        ["corrupt.png", new Blob([crypto.getRandomValues(new Uint8Array(500))], { type: "image/png" }), /not a PNG/],
+        ["text.jpg", new Blob(["just text, really".repeat(10)], { type: "image/jpeg" }), /not a PNG/],
+        ["huge.png", new Blob([await makeRandomPng(400)], { type: "image/png" }), /over the 2000-byte limit/],
+      ];
+      for (const [name, blob, reason] of files) {
+        const up = await admin.storage.from("images").upload(name, blob, { contentType: blob.type });
+        assert.equal(up.error, null, name);
+        const job = await waitFor(`failed job for ${name}`, async () =>
+          (await dev.stack.sql`select * from captioning.jobs where object_id = ${up.data!.id} and status = 'failed'`)[
+            0
+          ]);
+        assert.match(job.last_error, reason, name);
+        assert.equal(job.attempts, 1, `${name} is not retried`);
+      }
+      assert.equal(fake.seen.length, 0);
+      assert.equal((await dev.stack.sql`select 1 from public.image_caption`).length, 0);
+    }, { env: { CAPTION_MAX_IMAGE_BYTES: "2000" } }),
+);
 
-Deno.test("paths with spaces and dots are captioned like any other; unicode keys are refused by Storage", opts, () =>
-  withLocal(async ({ admin, dev, waitFor }) => {
-    // The Storage API accepts only a safe ASCII set in object keys: a unicode key never becomes a row.
-    const unicode = await admin.storage.from("images").upload("ünïcødé/猫 🐈.png", await makeRandomPng(), {
-      contentType: "image/png",
-    });
-    assert.equal((unicode.error as { statusCode?: string } | null)?.statusCode, "400");
-    assert.match(unicode.error!.message, /Invalid key/);
+Deno.test(
+  "paths with spaces and dots are captioned like any other; unicode keys are refused by Storage",
+  opts,
+  () =>
+    withLocal(async ({ admin, dev, waitFor }) => {
+      // The Storage API accepts only a safe ASCII set in object keys: a unicode key never becomes a row.
+      const unicode = await admin.storage.from("images").upload("ünïcødé/猫 🐈.png", await makeRandomPng(), {
+        contentType: "image/png",
+      });
+      assert.equal((unicode.error as { statusCode?: string } | null)?.statusCode, "400");
+      assert.match(unicode.error!.message, /Invalid key/);
 
-    const names = ["with space/a b.png", "dots/a..b/..c.png", "symbols/(1) it's=ok!.png"];
-    const expected = new Map<string, string>();
-    for (const name of names) {
-      const png = await makeRandomPng();
-      const up = await admin.storage.from("images").upload(name, png, { contentType: "image/png" });
-      assert.equal(up.error, null, `${name}: ${up.error?.message}`);
-      expected.set(up.data!.id, (await describe(png))!);
-    }
-    await waitFor("all captions", async () =>
-      (await dev.stack.sql`select 1 from public.image_caption`).length === names.length);
-    for (const row of await dev.stack.sql`select id, caption from public.image_caption`) {
-      assert.equal(row.caption, expected.get(row.id));
-    }
-  }));
+      const names = ["with space/a b.png", "dots/a..b/..c.png", "symbols/(1) it's=ok!.png"];
+      const expected = new Map<string, string>();
+      for (const name of names) {
+        const png = await makeRandomPng();
+        const up = await admin.storage.from("images").upload(name, png, { contentType: "image/png" });
+        assert.equal(up.error, null, `${name}: ${up.error?.message}`);
+        expected.set(up.data!.id, (await describe(png))!);
+      }
+      await waitFor(
+        "all captions",
+        async () => (await dev.stack.sql`select 1 from public.image_caption`).length === names.length,
+      );
+      for (const row of await dev.stack.sql`select id, caption from public.image_caption`) {
+        assert.equal(row.caption, expected.get(row.id));
+      }
+    }),
+);
 
-Deno.test("'..' in a path is resolved by the URL before Storage sees it, and cannot escape the bucket", opts, () =>
-  withLocal(async ({ admin, dev, waitFor }) => {
-    // fetch normalises dot segments: a/../b.png is the object b.png.
-    const inside = await admin.storage.from("images").upload("a/../b.png", await makeRandomPng(), { contentType: "image/png" });
-    assert.equal(inside.error, null);
-    const [row] = await dev.stack.sql`select name from storage.objects where id = ${inside.data!.id}`;
-    assert.equal(row.name, "b.png");
-    await waitFor("caption of b.png", async () => (await dev.stack.sql`select 1 from public.image_caption`).length === 1);
-    // Climbing above the bucket names another bucket, which does not exist.
-    const escape = await admin.storage.from("images").upload("a/../../etc/passwd.png", await makeRandomPng(), {
-      contentType: "image/png",
-    });
-    assert.equal((escape.error as { statusCode?: string } | null)?.statusCode, "404");
-    assert.equal((await dev.stack.sql`select 1 from storage.objects`).length, 1);
-    assert.equal((await dev.stack.sql`select 1 from captioning.jobs`).length, 1);
-  }));
+Deno.test(
+  "'..' in a path is resolved by the URL before Storage sees it, and cannot escape the bucket",
+  opts,
+  () =>
+    withLocal(async ({ admin, dev, waitFor }) => {
+      // fetch normalises dot segments: a/../b.png is the object b.png.
+      const inside = await admin.storage.from("images").upload("a/../b.png", await makeRandomPng(), {
+        contentType: "image/png",
+      });
+      assert.equal(inside.error, null);
+      const [row] = await dev.stack.sql`select name from storage.objects where id = ${inside.data!.id}`;
+      assert.equal(row.name, "b.png");
+      await waitFor(
+        "caption of b.png",
+        async () => (await dev.stack.sql`select 1 from public.image_caption`).length === 1,
+      );
+      // Climbing above the bucket names another bucket, which does not exist.
+      const escape = await admin.storage.from("images").upload("a/../../etc/passwd.png", await makeRandomPng(), {
+        contentType: "image/png",
+      });
+      assert.equal((escape.error as { statusCode?: string } | null)?.statusCode, "404");
+      assert.equal((await dev.stack.sql`select 1 from storage.objects`).length, 1);
+      assert.equal((await dev.stack.sql`select 1 from captioning.jobs`).length, 1);
+    }),
+);

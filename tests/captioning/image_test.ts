@@ -16,8 +16,7 @@ const u32le = (n: number) => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>
 
 // Headers of real files: a 1×1 GIF's logical screen descriptor, a lossless WebP's RIFF header,
 // and a BMP's file header followed by the start of its BITMAPINFOHEADER.
-const gif = (version: "87a" | "89a") =>
-  bytes(`GIF${version}`, [1, 0, 1, 0, 0x80, 0, 0], [0x2c, 0, 0, 0, 0]);
+const gif = (version: "87a" | "89a") => bytes(`GIF${version}`, [1, 0, 1, 0, 0x80, 0, 0], [0x2c, 0, 0, 0, 0]);
 const webp = bytes("RIFF", u32le(26), "WEBP", "VP8L", u32le(14), [0x2f, 0, 0, 0, 0]);
 const bmp = bytes("BM", u32le(58), [0, 0, 0, 0], u32le(54), u32le(40), u32le(1), u32le(1));
 

@@ -48,8 +48,7 @@ function unsignedToken(claims: Record<string, unknown>): string {
 }
 
 const nowS = () => Math.floor(Date.now() / 1000);
-const until = (ms: number) =>
-  new Promise((resolve) => setTimeout(resolve, Math.max(0, ms - Date.now())));
+const until = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms - Date.now())));
 
 // --- Legacy HS256 ----------------------------------------------------------------------------
 

@@ -3,12 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { cors, corsHeaders } from "../../supabase/functions/_shared/cors.ts";
-import {
-  catchErrors,
-  compose,
-  type Handler,
-  HttpError,
-} from "../../supabase/functions/_shared/http.ts";
+import { catchErrors, compose, type Handler, HttpError } from "../../supabase/functions/_shared/http.ts";
 
 const URL_ = "http://functions.test/functions/v1/any";
 

@@ -2,13 +2,7 @@
  * Reading configuration from an injected environment snapshot.
  */
 import assert from "node:assert/strict";
-import {
-  ConfigError,
-  configured,
-  envInt,
-  envString,
-  requireEnv,
-} from "../../supabase/functions/_shared/env.ts";
+import { ConfigError, configured, envInt, envString, requireEnv } from "../../supabase/functions/_shared/env.ts";
 import { HttpError } from "../../supabase/functions/_shared/http.ts";
 
 /** Runs `fn` and returns what it threw, failing when it throws nothing. */
@@ -40,9 +34,7 @@ Deno.test("requireEnv returns the first set value", () => {
 
 Deno.test("requireEnv names every variable it tried, and never a value", () => {
   const secret = "   "; // set but blank, so it counts as missing
-  const error = thrownBy(() =>
-    requireEnv({ TOKEN_A: secret, OTHER: "hf_not_this_one" }, "TOKEN_A", "TOKEN_B")
-  );
+  const error = thrownBy(() => requireEnv({ TOKEN_A: secret, OTHER: "hf_not_this_one" }, "TOKEN_A", "TOKEN_B"));
   assert.ok(error instanceof ConfigError);
   assert.equal(error.name, "ConfigError");
   assert.equal(error.message, "TOKEN_A or TOKEN_B is not set");
@@ -63,9 +55,7 @@ Deno.test("envInt accepts the bounds themselves", () => {
 
 Deno.test("envInt rejects out-of-range and non-integer values, naming the variable and range only", () => {
   for (const raw of ["0", "21", "-3", "2.5", "ten", "12abc", "Infinity"]) {
-    const error = thrownBy(() =>
-      envInt({ HF_MAX_ATTEMPTS: raw }, "HF_MAX_ATTEMPTS", 4, { min: 1, max: 20 })
-    );
+    const error = thrownBy(() => envInt({ HF_MAX_ATTEMPTS: raw }, "HF_MAX_ATTEMPTS", 4, { min: 1, max: 20 }));
     assert.ok(error instanceof ConfigError, raw);
     assert.equal(error.message, "HF_MAX_ATTEMPTS must be an integer from 1 to 20", raw);
   }

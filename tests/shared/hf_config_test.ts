@@ -13,8 +13,7 @@ import {
 const TOKEN = "hf_config_test_secret_value";
 
 /** The config for a minimal environment (just a token) plus `extra`. */
-const configWith = (extra: Env = {}) =>
-  hfConfigFromEnv({ HUGGING_FACE_ACCESS_TOKEN: TOKEN, ...extra });
+const configWith = (extra: Env = {}) => hfConfigFromEnv({ HUGGING_FACE_ACCESS_TOKEN: TOKEN, ...extra });
 
 /** Asserts `env` is refused with a ConfigError whose message matches `pattern` and holds no token. */
 function assertRefused(env: Env, pattern: RegExp) {

@@ -9,11 +9,7 @@ import {
   InferenceClientProviderApiError,
   InferenceClientProviderOutputError,
 } from "npm:@huggingface/inference@4.13.30";
-import {
-  classifyHfError,
-  type HfFailure,
-  mapHfError,
-} from "../../supabase/functions/_shared/hf_errors.ts";
+import { classifyHfError, type HfFailure, mapHfError } from "../../supabase/functions/_shared/hf_errors.ts";
 
 const TOKEN = "hf_secret_token_for_error_tests";
 const MODEL = "black-forest-labs/FLUX.1-schnell";
@@ -50,8 +46,7 @@ function mapped(error: unknown, headers?: HeadersInit) {
   return { failure, http: mapHfError(error, failure, CONTEXT) };
 }
 
-const headerOf = (http: { headers: HeadersInit }, name: string) =>
-  new Headers(http.headers).get(name);
+const headerOf = (http: { headers: HeadersInit }, name: string) => new Headers(http.headers).get(name);
 
 Deno.test("the client redacts the token from the error's own request headers", () => {
   const error = providerError(500);

@@ -77,9 +77,8 @@ function scriptedFetch(...replies: Reply[]) {
 // Replies.
 const image = (bytes: Uint8Array, type = "image/png"): Reply => () =>
   new Response(bytes as BodyInit, { headers: { "content-type": type } });
-const error =
-  (status: number, message: string, estimatedTime?: number, headers?: HeadersInit): Reply => () =>
-    hfError(status, message, estimatedTime, headers);
+const error = (status: number, message: string, estimatedTime?: number, headers?: HeadersInit): Reply => () =>
+  hfError(status, message, estimatedTime, headers);
 const json = (body: unknown): Reply => () => Response.json(body);
 const chat = (content: string | null): Reply =>
   json({
@@ -573,8 +572,7 @@ hfTest("a caption upstream 503 is retried in both modes", async () => {
 
 Deno.test({
   // A pause longer than the deadline must fail fast, not sleep out the deadline.
-  name:
-    "a run started during a pause longer than its deadline fails fast without calling the upstream",
+  name: "a run started during a pause longer than its deadline fails fast without calling the upstream",
   async fn() {
     // The second reply stands for any real upstream: it takes longer than 1 ms to answer.
     const upstream = scriptedFetch(
@@ -605,7 +603,13 @@ Deno.test({
 hfTest("no retry is started without time left for it to answer", async () => {
   const upstream = scriptedFetch(error(500, "boom"));
   // A 1 s per-attempt timeout and 300 ms of deadline: the first call fails and no second one starts.
-  const hf = hfWith(upstream, { maxAttempts: 5, deadlineMs: 300, timeoutMs: 1_000, retryBaseMs: 10, retryMaxDelayMs: 10 });
+  const hf = hfWith(upstream, {
+    maxAttempts: 5,
+    deadlineMs: 300,
+    timeoutMs: 1_000,
+    retryBaseMs: 10,
+    retryMaxDelayMs: 10,
+  });
   const failure = await httpErrorOf(textToImage(hf, { prompt: "a cat" }));
   assert.equal(failure.status, 502);
   assert.equal(upstream.seen.length, 1);

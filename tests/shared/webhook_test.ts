@@ -12,9 +12,7 @@ import {
 const SECRET = "whsec_3f9c2a7d1e8b4c6a";
 
 function withSecret(value?: string): Request {
-  const headers: Record<string, string> = value === undefined
-    ? {}
-    : { [WEBHOOK_SECRET_HEADER]: value };
+  const headers: Record<string, string> = value === undefined ? {} : { [WEBHOOK_SECRET_HEADER]: value };
   return new Request("http://functions.test/functions/v1/huggingface-image-captioning", {
     method: "POST",
     headers,

@@ -35,16 +35,14 @@ export async function prepareDatabase(url: string, opts: PrepareOptions = {}): P
       await tx`create table if not exists supabase_migrations.seed_files (path text primary key, hash text not null)`;
       // Re-run only when bootstrap.sql changed, so it never undoes what migrations did on a prepared database.
       await tx`create table if not exists supabase_migrations.stack_bootstrap (hash text primary key)`;
-      const [done] =
-        await tx`select 1 from supabase_migrations.stack_bootstrap where hash = ${bootstrapHash}`;
+      const [done] = await tx`select 1 from supabase_migrations.stack_bootstrap where hash = ${bootstrapHash}`;
       if (done) return "skip";
       await tx`delete from supabase_migrations.stack_bootstrap`;
       await tx`insert into supabase_migrations.stack_bootstrap (hash) values (${bootstrapHash})`;
     });
     for (const m of await listMigrations(`${dir}/migrations`)) {
       await applyFile(sql, `migrations/${m.file}`, await Deno.readTextFile(m.path), async (tx) => {
-        const [done] =
-          await tx`select 1 from supabase_migrations.schema_migrations where version = ${m.version}`;
+        const [done] = await tx`select 1 from supabase_migrations.schema_migrations where version = ${m.version}`;
         if (done) return "skip";
         await tx`insert into supabase_migrations.schema_migrations (version, name) values (${m.version}, ${m.name})`;
       });
@@ -96,8 +94,7 @@ async function applySeed(sql: postgres.Sql, dir: string): Promise<void> {
   }
   const hash = await sha256Hex(text);
   await applyFile(sql, "seed.sql", text, async (tx) => {
-    const [done] =
-      await tx`select 1 from supabase_migrations.seed_files where path = 'seed.sql' and hash = ${hash}`;
+    const [done] = await tx`select 1 from supabase_migrations.seed_files where path = 'seed.sql' and hash = ${hash}`;
     if (done) return "skip";
     await tx`insert into supabase_migrations.seed_files (path, hash) values ('seed.sql', ${hash})
              on conflict (path) do update set hash = excluded.hash`;

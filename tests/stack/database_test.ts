@@ -15,8 +15,7 @@ Deno.test("migrations run once in filename order, seed once; a failing file is n
   try {
     await prepareDatabase(pg.url, { supabaseDir: dir });
     await prepareDatabase(pg.url, { supabaseDir: dir });
-    const versions =
-      await sql`select version, name from supabase_migrations.schema_migrations order by version`;
+    const versions = await sql`select version, name from supabase_migrations.schema_migrations order by version`;
     assert.deepEqual(versions.map((r) => `${r.version}_${r.name}`), [
       "20240101000000_first",
       "20240102000000_second",
@@ -86,8 +85,7 @@ Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net
     assert.equal(nobody.uid, null);
 
     await sql`insert into storage.buckets (id, name) values ('b', 'b')`;
-    const [obj] =
-      await sql`insert into storage.objects (bucket_id, name) values ('b', 'x/y/z.png') returning *`;
+    const [obj] = await sql`insert into storage.objects (bucket_id, name) values ('b', 'x/y/z.png') returning *`;
     assert.deepEqual(obj.path_tokens, ["x", "y", "z.png"]);
     assert.deepEqual(Object.keys(obj).sort(), [
       "bucket_id",
@@ -118,8 +116,7 @@ Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net
     });
     assert.equal(deleted.length, 1);
 
-    const [{ create_secret: id }] =
-      await sql`select vault.create_secret('s3cret', 'api_key', 'for tests')`;
+    const [{ create_secret: id }] = await sql`select vault.create_secret('s3cret', 'api_key', 'for tests')`;
     await sql`select vault.update_secret(${id}, 'n3w')`;
     const [secret] =
       await sql`select name, description, decrypted_secret from vault.decrypted_secrets where id = ${id}`;
@@ -145,8 +142,7 @@ Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net
       (tx) =>
         tx`select net.http_post('http://127.0.0.1:9/hook', '{"a":1}', '{"q":"a b"}', timeout_milliseconds => 1000) as rid`,
     );
-    const [queued] =
-      await sql`select method, url, headers, convert_from(body, 'UTF8') as body, timeout_milliseconds
+    const [queued] = await sql`select method, url, headers, convert_from(body, 'UTF8') as body, timeout_milliseconds
                                  from net.http_request_queue where id = ${rid}`;
     assert.deepEqual({ ...queued }, {
       method: "POST",

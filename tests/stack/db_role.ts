@@ -16,8 +16,6 @@ export async function actAs(
   const [row] = await tx`
     select pg_has_role('authenticator', oid, 'member') as ok from pg_roles where rolname = ${role}`;
   if (!row?.ok) return false;
-  await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${
-    JSON.stringify(claims)
-  }, true)`;
+  await tx`select set_config('role', ${role}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
   return true;
 }

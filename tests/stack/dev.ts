@@ -100,10 +100,12 @@ export async function startDev(opts: DevOptions): Promise<Dev> {
 async function syncVaultSecrets(stack: Stack, webhookSecret: string | undefined): Promise<string> {
   await stack.sql`select vault.update_secret(id, ${stack.apiUrl}) from vault.secrets where name = 'project_url'`;
   if (webhookSecret) {
-    await stack.sql`select vault.update_secret(id, ${webhookSecret}) from vault.secrets where name = 'caption_webhook_secret'`;
+    await stack
+      .sql`select vault.update_secret(id, ${webhookSecret}) from vault.secrets where name = 'caption_webhook_secret'`;
     return webhookSecret;
   }
-  const [row] = await stack.sql`select decrypted_secret from vault.decrypted_secrets where name = 'caption_webhook_secret'`;
+  const [row] = await stack
+    .sql`select decrypted_secret from vault.decrypted_secrets where name = 'caption_webhook_secret'`;
   return row.decrypted_secret;
 }
 
@@ -129,7 +131,6 @@ export function parseDotenv(text: string): Record<string, string> {
   }
   return env;
 }
-
 
 async function main() {
   let fileEnv: Record<string, string> = {};

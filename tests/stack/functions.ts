@@ -49,7 +49,10 @@ export async function loadFunctions(env: Env, deps: Record<string, unknown> = {}
 }
 
 /** Routes `/functions/v1/<name>[/…]` to its function; `null` for other paths. */
-export function createFunctionsRouter(functions: LoadedFunction[], env: Env): (req: Request) => Promise<Response | null> {
+export function createFunctionsRouter(
+  functions: LoadedFunction[],
+  env: Env,
+): (req: Request) => Promise<Response | null> {
   const byName = new Map(functions.map((f) => [f.name, f]));
   const verifyBearer = createBearerVerifier(authConfigFromEnv(env));
   return async (req) => {

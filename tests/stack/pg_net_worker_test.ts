@@ -41,12 +41,8 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
       async () => (await sql`select * from net._http_response where id = ${id}`)[0],
     );
   const post = (path: string, timeout = 2000) =>
-    sql`select net.http_post(${
-      base + path
-    }, '{"n":1}', headers => '{"Content-Type":"application/json","X-Custom":"c"}',
-                             timeout_milliseconds => ${timeout}) as id`.then((r) =>
-      r[0].id as string
-    );
+    sql`select net.http_post(${base + path}, '{"n":1}', headers => '{"Content-Type":"application/json","X-Custom":"c"}',
+                             timeout_milliseconds => ${timeout}) as id`.then((r) => r[0].id as string);
   try {
     await prepareDatabase(pg.url, { supabaseDir: dir });
     // Queued before the worker starts: picked up by polling.
@@ -127,12 +123,8 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
     await t.step(
       "a slow request holds up the ones queued behind it; params become the query string",
       async () => {
-        const [ids] = await sql`select net.http_post(${
-          base + "/slow"
-        }, params => '{"ms":"600"}') as slow,
-                                     net.http_get(${
-          base + "/behind"
-        }, params => '{"q":"a&b"}') as behind`;
+        const [ids] = await sql`select net.http_post(${base + "/slow"}, params => '{"ms":"600"}') as slow,
+                                     net.http_get(${base + "/behind"}, params => '{"q":"a&b"}') as behind`;
         await response(ids.behind);
         const slow = seen.find((s) => s.path === "/slow?ms=600")!;
         const behind = seen.find((s) => s.path === "/behind?q=a%26b")!;

@@ -141,9 +141,7 @@ function serverSettings(port: number, socketDir: string): string {
     "max_connections = 100",
   ];
   // pg_cron (and the real pg_net, when installed) run background workers, which need preloading.
-  const preload = ["pg_cron", "pg_net"].filter((ext) =>
-    fileExists(`${EXTENSION_DIR}/${ext}.control`)
-  );
+  const preload = ["pg_cron", "pg_net"].filter((ext) => fileExists(`${EXTENSION_DIR}/${ext}.control`));
   if (preload.length) lines.push(`shared_preload_libraries = '${preload.join(",")}'`);
   if (preload.includes("pg_cron")) lines.push("cron.database_name = 'postgres'");
   return lines.join("\n") + "\n";
@@ -169,9 +167,7 @@ interface Owner {
 
 /** Looks up `nobody` in /etc/passwd; throws if it is missing. */
 function unprivilegedUser(): Owner {
-  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((l) =>
-    l.startsWith("nobody:")
-  );
+  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((l) => l.startsWith("nobody:"));
   if (!line) {
     throw new Error("postgres: running as root but there is no `nobody` user to run PostgreSQL as");
   }
@@ -222,9 +218,7 @@ async function pgCtlStart(
     const log = await Deno.readTextFile(logFile).catch(() => "");
     await killAndWait(dataDir, timeout);
     throw new Error(
-      `${(e as Error).message}\n--- server log (tail) ---\n${
-        log.split("\n").slice(-20).join("\n")
-      }`,
+      `${(e as Error).message}\n--- server log (tail) ---\n${log.split("\n").slice(-20).join("\n")}`,
     );
   }
 }

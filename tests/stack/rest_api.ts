@@ -143,8 +143,7 @@ async function tableRequest(
     const rows = tx`select ${columns} from ${target} ${where} ${orderBy(tx, url.searchParams)} ${
       limits(tx, url.searchParams)
     }`;
-    const [r] =
-      await tx`select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from (${rows}) _r`;
+    const [r] = await tx`select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from (${rows}) _r`;
     let total: number | null = null;
     if (prefer.count) [{ total }] = await tx`select count(*)::int as total from ${target} ${where}`;
     return reply(req.method === "HEAD" ? null : r.body, r.n, { single, status: 200, total });
@@ -198,9 +197,9 @@ function insertStatement(
     [...new Set(rows.flatMap((r) => Object.keys(r as object)))];
   if (names.length === 0) return tx`insert into ${target} default values returning *`;
   const cols = list(tx, names.map((n) => ident(tx, n)));
-  const source = tx`select ${cols} from json_populate_recordset(null::${
-    qualified(tx, schema, table)
-  }, ${tx.json(rows as postgres.JSONValue)}::json)`;
+  const source = tx`select ${cols} from json_populate_recordset(null::${qualified(tx, schema, table)}, ${
+    tx.json(rows as postgres.JSONValue)
+  }::json)`;
   if (!resolution) return tx`insert into ${target} (${cols}) ${source} returning *`;
   const keys = params.get("on_conflict")?.split(",").map((c) => c.trim()) ?? pk;
   if (keys.length === 0) {
@@ -271,8 +270,7 @@ async function callRpc(tx: Sql, schema: string, fn: string, req: Request, url: U
     const rows = tx`select * from ${call} _r ${whereClause(tx, url.searchParams, true)} ${
       orderBy(tx, url.searchParams)
     } ${limits(tx, url.searchParams)}`;
-    const [r] =
-      await tx`select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from (${rows}) _r`;
+    const [r] = await tx`select coalesce(json_agg(_r), '[]')::text as body, count(*)::int as n from (${rows}) _r`;
     if (match.set) return reply(r.body, r.n, { single, status: 200, total: null });
     // A function returning one composite answers an object, not an array.
     return reply(JSON.stringify(JSON.parse(r.body)[0] ?? null), 1, {
@@ -442,9 +440,7 @@ function limits(tx: Sql, params: URLSearchParams): Fragment {
   };
   const limit = num("limit");
   const offset = num("offset");
-  return tx`${limit === null ? tx`` : tx`limit ${limit}`} ${
-    offset === null ? tx`` : tx`offset ${offset}`
-  }`;
+  return tx`${limit === null ? tx`` : tx`limit ${limit}`} ${offset === null ? tx`` : tx`offset ${offset}`}`;
 }
 
 /** Primary-key column names of schema.table (empty when none or unknown); throws on database errors. */

@@ -1,15 +1,7 @@
 import assert from "node:assert/strict";
 import { startPostgres } from "./postgres.ts";
 import { type Stack, startStack } from "./stack.ts";
-import {
-  client,
-  exists,
-  freePort,
-  processRunning,
-  serveApi,
-  supabaseDirWith,
-  withDeadline,
-} from "./testing.ts";
+import { client, exists, freePort, processRunning, serveApi, supabaseDirWith, withDeadline } from "./testing.ts";
 
 Deno.test("two stacks with the project's migrations run at once, isolated, and stop without leftovers", async () => {
   const ports = [freePort(), freePort()];

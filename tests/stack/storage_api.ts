@@ -129,9 +129,7 @@ async function upload(
       from storage.buckets where id = ${bucket}`;
   if (!b) throw new StorageError(404, "NoSuchBucket", "Bucket not found");
   const file = await readUpload(req);
-  const limit = b.file_size_limit
-    ? Math.min(Number(b.file_size_limit), ctx.fileSizeLimit)
-    : ctx.fileSizeLimit;
+  const limit = b.file_size_limit ? Math.min(Number(b.file_size_limit), ctx.fileSizeLimit) : ctx.fileSizeLimit;
   if (file.bytes.byteLength > limit) {
     throw new StorageError(413, "EntityTooLarge", "The object exceeded the maximum allowed size");
   }
@@ -144,8 +142,7 @@ async function upload(
   // 1. Permission probe in the caller's role, rolled back on purpose (row triggers do fire in it).
   await withRollback(ctx.sql, who, async (tx) => {
     const meta = tx.json({ mimetype: file.mimetype, contentLength: file.bytes.byteLength });
-    const insert =
-      tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata)
+    const insert = tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata)
                       values (${bucket}, ${name}, ${ownerUuid}, ${owner}, '1', ${meta})`;
     await (upsert
       ? tx`${insert} on conflict (name, bucket_id) do update
@@ -174,8 +171,7 @@ async function upload(
     row = await inTransaction(ctx.sql, SERVICE, async (tx) => {
       const [prev] =
         await tx`select version from storage.objects where bucket_id = ${bucket} and name = ${name} for update`;
-      const insert =
-        tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
+      const insert = tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
         values (${bucket}, ${name}, ${ownerUuid}, ${owner}, ${version}, ${tx.json(metadata)},
                 ${file.userMetadata ? tx.json(file.userMetadata) : null})`;
       const [r] = await (upsert
@@ -227,9 +223,7 @@ async function readUpload(req: Request) {
     mimetype: type || "text/plain",
     cacheControl: req.headers.get("cache-control") ?? "no-cache",
     userMetadata: parseUserMetadata(
-      encoded
-        ? new TextDecoder().decode(Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0)))
-        : null,
+      encoded ? new TextDecoder().decode(Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0))) : null,
     ),
   };
 }
@@ -288,9 +282,7 @@ async function deleteObjects(ctx: Ctx, who: Caller, bucket: string, names: strin
     await tx`select set_config('storage.allow_delete_query', 'true', true)`;
     // Rows come back as JSON: this client does not load array types (see db_session.ts).
     const deleted = await tx`delete from storage.objects
-      where bucket_id = ${bucket} and name = any(array(select jsonb_array_elements_text(${
-      tx.json(names)
-    })))
+      where bucket_id = ${bucket} and name = any(array(select jsonb_array_elements_text(${tx.json(names)})))
       returning to_jsonb(objects) as row`;
     return deleted.map((d) => d.row as Record<string, unknown> & { version?: string });
   });
@@ -351,8 +343,7 @@ async function findObject(ctx: Ctx, who: Caller, bucket: string, name: string): 
   const rows = await inTransaction(
     ctx.sql,
     who,
-    (tx) =>
-      tx`select id, version, metadata from storage.objects where bucket_id = ${bucket} and name = ${name}`,
+    (tx) => tx`select id, version, metadata from storage.objects where bucket_id = ${bucket} and name = ${name}`,
   );
   if (!rows[0]) throw new StorageError(404, "NoSuchKey", "Object not found");
   return rows[0] as unknown as ObjectRow;
@@ -496,9 +487,7 @@ function fromDatabaseError(e: unknown): StorageError {
       return new StorageError(
         403,
         "AccessDenied",
-        pg.message?.includes("row-level security")
-          ? "new row violates row-level security policy"
-          : pg.message ?? "",
+        pg.message?.includes("row-level security") ? "new row violates row-level security policy" : pg.message ?? "",
       );
     case "23505":
       return new StorageError(409, "ResourceAlreadyExists", "The resource already exists");

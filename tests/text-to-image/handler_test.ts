@@ -83,10 +83,15 @@ withFake("returns a JPEG as image/jpeg", async ({ handler }) => {
   assert.equal(imageInfo(new Uint8Array(await res.arrayBuffer()))?.type, "jpeg");
 }, { imageType: "jpeg" });
 
-withFake("uses TEXT_TO_IMAGE_MODEL", async ({ fake, handler }) => {
-  assert.equal((await post(handler, { prompt: "x" })).status, 200);
-  assert.equal(fake.seen[0].model, "stabilityai/stable-diffusion-3-medium-diffusers");
-}, {}, { TEXT_TO_IMAGE_MODEL: "stabilityai/stable-diffusion-3-medium-diffusers" });
+withFake(
+  "uses TEXT_TO_IMAGE_MODEL",
+  async ({ fake, handler }) => {
+    assert.equal((await post(handler, { prompt: "x" })).status, 200);
+    assert.equal(fake.seen[0].model, "stabilityai/stable-diffusion-3-medium-diffusers");
+  },
+  {},
+  { TEXT_TO_IMAGE_MODEL: "stabilityai/stable-diffusion-3-medium-diffusers" },
+);
 
 withFake("retries a 503 then succeeds", async ({ fake, handler }) => {
   fake.enqueue(hfError(503, "Model is currently loading", 0.01));
@@ -96,25 +101,35 @@ withFake("retries a 503 then succeeds", async ({ fake, handler }) => {
   assert.equal(fake.seen.length, 2);
 });
 
-withFake("bounds the attempts against an always-503 upstream", async ({ fake, handler }) => {
-  fake.options.down = true; // answers 503 {"estimated_time": 5}, ignored here by a short deadline
-  const started = Date.now();
-  const res = await post(handler, { prompt: "a cat" });
-  assert.equal(res.status, 503);
-  assert.ok(Number(res.headers.get("retry-after")) > 0);
-  assert.match((await errorOf(res)).error, /loading or unavailable/);
-  // estimated_time (5 s) exceeds what is left of the 300 ms deadline, so it gives up at once.
-  assert.equal(fake.seen.length, 1);
-  assert.ok(Date.now() - started < 1000);
-}, {}, { HF_DEADLINE_MS: "300" });
+withFake(
+  "bounds the attempts against an always-503 upstream",
+  async ({ fake, handler }) => {
+    fake.options.down = true; // answers 503 {"estimated_time": 5}, ignored here by a short deadline
+    const started = Date.now();
+    const res = await post(handler, { prompt: "a cat" });
+    assert.equal(res.status, 503);
+    assert.ok(Number(res.headers.get("retry-after")) > 0);
+    assert.match((await errorOf(res)).error, /loading or unavailable/);
+    // estimated_time (5 s) exceeds what is left of the 300 ms deadline, so it gives up at once.
+    assert.equal(fake.seen.length, 1);
+    assert.ok(Date.now() - started < 1000);
+  },
+  {},
+  { HF_DEADLINE_MS: "300" },
+);
 
-withFake("stops after HF_MAX_ATTEMPTS 5xx answers", async ({ fake, handler }) => {
-  for (let i = 0; i < 10; i++) fake.enqueue(hfError(503, "overloaded"));
-  const res = await post(handler, { prompt: "a cat" });
-  assert.equal(res.status, 503);
-  assert.equal(fake.seen.length, 3);
-  await errorOf(res);
-}, {}, { HF_MAX_ATTEMPTS: "3" });
+withFake(
+  "stops after HF_MAX_ATTEMPTS 5xx answers",
+  async ({ fake, handler }) => {
+    for (let i = 0; i < 10; i++) fake.enqueue(hfError(503, "overloaded"));
+    const res = await post(handler, { prompt: "a cat" });
+    assert.equal(res.status, 503);
+    assert.equal(fake.seen.length, 3);
+    await errorOf(res);
+  },
+  {},
+  { HF_MAX_ATTEMPTS: "3" },
+);
 
 withFake("passes 429 through with Retry-After and does not retry it", async ({ fake, handler }) => {
   fake.enqueue(hfError(429, "Rate limit reached", undefined, { "Retry-After": "17" }));
@@ -133,12 +148,17 @@ withFake("gives a 429 without Retry-After a default one", async ({ fake, handler
   await errorOf(res);
 });
 
-withFake("answers 504 when the upstream hangs past the timeout", async ({ fake, handler }) => {
-  fake.enqueue("hang", "hang");
-  const res = await post(handler, { prompt: "a cat" });
-  assert.equal(res.status, 504);
-  await errorOf(res);
-}, {}, { HF_TIMEOUT_MS: "100", HF_DEADLINE_MS: "150" });
+withFake(
+  "answers 504 when the upstream hangs past the timeout",
+  async ({ fake, handler }) => {
+    fake.enqueue("hang", "hang");
+    const res = await post(handler, { prompt: "a cat" });
+    assert.equal(res.status, 504);
+    await errorOf(res);
+  },
+  {},
+  { HF_TIMEOUT_MS: "100", HF_DEADLINE_MS: "150" },
+);
 
 for (
   const [status, pattern] of [
@@ -149,12 +169,17 @@ for (
     [500, /answered 500/],
   ] as const
 ) {
-  withFake(`maps an upstream ${status} to 502`, async ({ fake, handler }) => {
-    for (let i = 0; i < 5; i++) fake.enqueue(hfError(status, `upstream says ${status}`));
-    const res = await post(handler, { prompt: "a cat" });
-    assert.equal(res.status, 502);
-    assert.match((await errorOf(res)).error, pattern);
-  }, {}, { HF_MAX_ATTEMPTS: "2" });
+  withFake(
+    `maps an upstream ${status} to 502`,
+    async ({ fake, handler }) => {
+      for (let i = 0; i < 5; i++) fake.enqueue(hfError(status, `upstream says ${status}`));
+      const res = await post(handler, { prompt: "a cat" });
+      assert.equal(res.status, 502);
+      assert.match((await errorOf(res)).error, pattern);
+    },
+    {},
+    { HF_MAX_ATTEMPTS: "2" },
+  );
 }
 
 withFake("maps an upstream 400 to 400 with its reason", async ({ fake, handler }) => {

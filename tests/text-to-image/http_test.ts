@@ -11,7 +11,6 @@ import { freePort } from "../stack/testing.ts";
 const HF_TOKEN = "hf_http_secret_token_value";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-
 /**
  * Runs `deno task dev` in its own process until `fn` is done, then stops it with SIGTERM and
  * checks it left no server and no temporary directory behind.

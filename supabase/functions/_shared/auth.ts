@@ -110,7 +110,9 @@ function createTokenVerifier(config: AuthConfig): (token: string) => Promise<Cla
           : secret;
         if (!key) {
           throw unauthorized(
-            header.kid ? "Token is not signed by a known key" : "Legacy HS256 tokens are not accepted: no JWT secret is set",
+            header.kid
+              ? "Token is not signed by a known key"
+              : "Legacy HS256 tokens are not accepted: no JWT secret is set",
           );
         }
         return (await jose.jwtVerify<Claims>(token, key, {

@@ -129,10 +129,6 @@ function upstreamMessage(error: unknown): string | undefined {
     return undefined;
   }
   const body = error.httpResponse.body;
-  const text = typeof body === "string"
-    ? body
-    : typeof body?.error === "string"
-    ? body.error
-    : undefined;
+  const text = typeof body === "string" ? body : typeof body?.error === "string" ? body.error : undefined;
   return text?.slice(0, 300);
 }

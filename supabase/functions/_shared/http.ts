@@ -64,11 +64,9 @@ export const catchErrors: Middleware = async (req, next) => {
 export function allowMethods(...methods: string[]): Middleware {
   const allow = methods.join(", ");
   return (req, next) =>
-    methods.includes(req.method)
-      ? next(req)
-      : Promise.resolve(
-        jsonError(405, `Method ${req.method} is not allowed; use ${allow}`, {}, { Allow: allow }),
-      );
+    methods.includes(req.method) ? next(req) : Promise.resolve(
+      jsonError(405, `Method ${req.method} is not allowed; use ${allow}`, {}, { Allow: allow }),
+    );
 }
 
 /**

@@ -9,8 +9,8 @@
  * @module
  */
 import {
-  type InferenceClient as InferenceClientType,
   InferenceClient,
+  type InferenceClient as InferenceClientType,
   InferenceClientProviderOutputError,
   type InferenceProviderOrPolicy,
   type Options,

@@ -7,7 +7,7 @@ import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { HttpError } from "../_shared/http.ts";
 import { captionImage, type Hf } from "../_shared/huggingface.ts";
 import { sniffImageType } from "./image.ts";
-import { claimJob, type ClaimedJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
+import { type ClaimedJob, claimJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
 import type { Semaphore } from "../_shared/semaphore.ts";
 
 /** What an attempt needs. */

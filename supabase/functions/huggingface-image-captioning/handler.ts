@@ -7,7 +7,7 @@
  * @module
  */
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
-import { configured, ConfigError, type Env, envInt, envString, requireEnv } from "../_shared/env.ts";
+import { ConfigError, configured, type Env, envInt, envString, requireEnv } from "../_shared/env.ts";
 import { hfConfigFromEnv } from "../_shared/hf_config.ts";
 import { allowMethods, catchErrors, compose, type Handler, readJson } from "../_shared/http.ts";
 import { createHf, type HfDeps } from "../_shared/huggingface.ts";

@@ -60,8 +60,7 @@ export function parseTextToImageRequest(body: unknown): TextToImageRequest {
     throw new HttpError(400, "Request body must be a JSON object");
   }
   const fields = body as Record<string, unknown>;
-  const invalid = (field: string, problem: string) =>
-    new HttpError(400, `${field} ${problem}`, { field });
+  const invalid = (field: string, problem: string) => new HttpError(400, `${field} ${problem}`, { field });
 
   if (fields.prompt === undefined) throw invalid("prompt", "is required");
   const promptProblem = text(true)(fields.prompt);
