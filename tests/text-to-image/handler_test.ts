@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createHandler } from "../../supabase/functions/text-to-image/handler.ts";
-import { MAX_PROMPT_LENGTH } from "../../supabase/functions/text-to-image/request.ts";
+import { MAX_PROMPT_LENGTH } from "../../supabase/functions/_shared/tasks.ts";
 import { type FakeHf, hfError, startFakeHf } from "../support/fake_hf.ts";
 import { imageInfo } from "../support/images.ts";
 import { LOCAL_JWT_SECRET, makeSigningKey, signHs256, userToken } from "../support/tokens.ts";

@@ -50,6 +50,14 @@ export function classifyHfError(error: unknown, headers?: Headers): HfFailure {
   };
 }
 
+/** The {@linkcode HttpError} of a failed Hugging Face call; `upstreamStatus` lets a fallback chain decide. */
+export class HfHttpError extends HttpError {
+  override name = "HfHttpError";
+  constructor(mapped: HttpError, readonly upstreamStatus: number | undefined) {
+    super(mapped.status, mapped.message, mapped.details, mapped.headers);
+  }
+}
+
 /**
  * Maps a thrown error to the {@linkcode HttpError} the caller should see.
  * The message never contains the request's headers, so never the token; `redact` strings are
@@ -62,7 +70,10 @@ export function mapHfError(
 ): HttpError {
   const mapped = toHttpError(error, failure, context.model);
   const clean = (text: string) => context.redact.reduce((t, s) => (s ? t.replaceAll(s, "[redacted]") : t), text);
-  return new HttpError(mapped.status, clean(mapped.message), mapped.details, mapped.headers);
+  return new HfHttpError(
+    new HttpError(mapped.status, clean(mapped.message), mapped.details, mapped.headers),
+    failure.upstreamStatus,
+  );
 }
 
 function toHttpError(error: unknown, failure: HfFailure, model: string): HttpError {

@@ -87,10 +87,10 @@ export async function readJson(req: Request, maxBytes: number): Promise<unknown>
 }
 
 /**
- * Reads a request body into memory, refusing more than `maxBytes` without reading it all.
+ * Reads a request (or response) body into memory, refusing more than `maxBytes` without reading it all.
  * @throws {HttpError} 413 when the body is larger.
  */
-export async function readLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
+export async function readLimited(req: Request | Response, maxBytes: number): Promise<Uint8Array> {
   const tooLarge = () => new HttpError(413, `Request body is larger than ${maxBytes} bytes`);
   const declared = req.headers.get("content-length");
   if (declared !== null) {

@@ -120,8 +120,9 @@ export function textToImage(
   hf: Hf,
   input: { prompt: string; parameters?: Record<string, unknown> },
   signal?: AbortSignal,
+  model: string = hf.config.textToImageModel,
 ): Promise<{ body: ReadableStream<Uint8Array> | Blob; contentType: string }> {
-  return hf.run(hf.config.textToImageModel, async (client, target, options) => {
+  return hf.run(model, async (client, target, options) => {
     // The client buffers the image into a Blob before handing it over, which costs a third of
     // the throughput of a pass-through; so keep the upstream body and give the client an empty one.
     let streamed: Response | undefined;

@@ -1,0 +1,52 @@
+/**
+ * Streaming an upstream answer to the caller as it arrives, while the Hugging Face client still
+ * checks the status and maps errors: the client is handed an empty body, the caller the real one.
+ * @module
+ */
+
+/** A fetch for the client that keeps a successful answer of a wanted content type for streaming. */
+export interface KeptBody {
+  fetch: typeof fetch;
+  /** The kept upstream answer, once the client's call has returned. */
+  kept(): Response | undefined;
+}
+
+/** Wraps `base` so a 2xx answer whose content type passes `wanted` is kept, and the client sees it empty. */
+export function keepingBody(base: typeof fetch, wanted: (contentType: string) => boolean): KeptBody {
+  let kept: Response | undefined;
+  return {
+    fetch: async (url, init) => {
+      const res = await base(url, init);
+      if (res.ok && res.body && wanted(res.headers.get("content-type") ?? "")) {
+        kept = res;
+        return new Response(null, { status: res.status, headers: res.headers });
+      }
+      return res;
+    },
+    kept: () => kept,
+  };
+}
+
+const DONE = "data: [DONE]";
+const encoder = new TextEncoder();
+
+/**
+ * Passes server-sent events through unchanged, chunk by chunk, and ends the stream with
+ * `data: [DONE]` when the upstream did not send it (some providers end without it).
+ */
+export function endingWithDone(): TransformStream<Uint8Array, Uint8Array> {
+  const decoder = new TextDecoder();
+  let tail = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      controller.enqueue(chunk);
+      // Only the end of the stream matters; keep a short window of it.
+      tail = (tail + decoder.decode(chunk, { stream: true })).slice(-64);
+    },
+    flush(controller) {
+      if (!tail.trimEnd().endsWith(DONE)) {
+        controller.enqueue(encoder.encode(`${tail === "" || tail.endsWith("\n\n") ? "" : "\n\n"}${DONE}\n\n`));
+      }
+    },
+  });
+}

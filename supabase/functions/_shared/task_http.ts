@@ -1,0 +1,181 @@
+/**
+ * A task over HTTP: read and check its input (JSON, a raw media body, or a Storage reference),
+ * choose its models, run the fallback chain, answer with `X-Model`; and describe it for `GET`.
+ * The same code serves every row of `tasks.ts`, `text-to-image` included.
+ * @module
+ */
+import { configured, type Env, envInt, envString, requireEnv } from "./env.ts";
+import { runWithFallback } from "./fallback.ts";
+import { hfConfigFromEnv } from "./hf_config.ts";
+import { createHf, type Hf, type HfDeps } from "./huggingface.ts";
+import { type Handler, HttpError, readJson, readLimited } from "./http.ts";
+import { ACCEPTED_TYPES, canonicalType, checkMedia, type MediaKind } from "./media.ts";
+import { allowedModels, chooseModels, modelChain } from "./models.ts";
+import { checkFields, describeRules, object, text } from "./params.ts";
+import { readStorageObject, type StorageAccess } from "./storage_ref.ts";
+import type { TaskAnswer, TaskDescriptor, TaskInput } from "./tasks.ts";
+
+/** A JSON body larger than this is not a task request. */
+const MAX_JSON_BYTES = 256 * 1024;
+
+/** What running tasks needs, built lazily from the environment (a bad variable is a 500 naming it). */
+export interface TaskContext {
+  hf(): Hf;
+  storage(): StorageAccess;
+  maxMediaBytes(kind: MediaKind): number;
+  /** The models to try for `task`, and those a caller may pick. */
+  models(task: TaskDescriptor): { chain: string[]; allowed: string[] };
+}
+
+/** Builds a {@linkcode TaskContext}; `deps.fetch` replaces the Hugging Face upstream in tests. */
+export function createTaskContext(env: Env, deps: HfDeps = {}): TaskContext {
+  const hf = configured(() => createHf(hfConfigFromEnv(env), deps));
+  const storage = configured((): StorageAccess => ({
+    supabaseUrl: requireEnv(env, "SUPABASE_URL"),
+    anonKey: envString(env, "SUPABASE_ANON_KEY"),
+  }));
+  const limits = configured(() => ({
+    image: envInt(env, "HF_MAX_IMAGE_BYTES", 10 * 1024 * 1024, { min: 1 }),
+    audio: envInt(env, "HF_MAX_AUDIO_BYTES", 25 * 1024 * 1024, { min: 1 }),
+  }));
+  const models = new Map<string, () => { chain: string[]; allowed: string[] }>();
+  return {
+    hf,
+    storage,
+    maxMediaBytes: (kind) => limits()[kind],
+    models(task) {
+      if (!models.has(task.id)) {
+        models.set(
+          task.id,
+          configured(() => ({
+            chain: modelChain(env, task.id, task.defaultModels, task.legacyModelEnv),
+            allowed: allowedModels(env, task.id),
+          })),
+        );
+      }
+      return models.get(task.id)!();
+    },
+  };
+}
+
+/** The POST handler of one task: parse, choose models, run the chain, respond. */
+export function taskHandler(task: TaskDescriptor, ctx: TaskContext): Handler {
+  return async (req) => {
+    if (task.unavailable) throw new HttpError(501, task.unavailable);
+    const { input, model: requested } = await readTaskInput(task, req, ctx);
+    const { chain, allowed } = ctx.models(task);
+    const models = chooseModels(requested, chain, allowed);
+    const { value, model } = await runWithFallback(models, (m) => task.run(ctx.hf(), m, input));
+    return respond(value, model);
+  };
+}
+
+function respond(answer: TaskAnswer, model: string): Response {
+  const headers = { "X-Model": model, "Cache-Control": "no-store" };
+  if ("json" in answer) return Response.json(answer.json, { headers });
+  return new Response(answer.body, { headers: { ...headers, "Content-Type": answer.contentType } });
+}
+
+/**
+ * Reads a task's input from the request, checked against the task's rules.
+ * @throws {HttpError} 400 naming a bad field, 413 for a body or file over its limit, 415 for a
+ * media type that is not the task's or does not match the bytes, Storage's status for a reference.
+ */
+export async function readTaskInput(
+  task: TaskDescriptor,
+  req: Request,
+  ctx: TaskContext,
+): Promise<{ input: TaskInput; model?: unknown }> {
+  const spec = task.input;
+  if (spec.type === "none") throw new HttpError(501, task.unavailable ?? `${task.id} is not available`);
+  if (spec.type === "json") {
+    const { model, ...body } = asObject(await readJson(req, task.maxJsonBytes ?? MAX_JSON_BYTES));
+    const fields = checkFields(spec.fields, body);
+    spec.require(fields);
+    return { input: { kind: "json", fields }, model };
+  }
+  const limit = ctx.maxMediaBytes(spec.media);
+  const declared = canonicalType(req.headers.get("content-type"));
+  if (/^application\/([\w.+-]*\+)?json$/.test(declared)) {
+    // A file already in Storage, read as the caller.
+    const { model, ...body } = asObject(await readJson(req, MAX_JSON_BYTES));
+    const fields = checkFields(storageRules(spec.parameters), body);
+    const ref = (fields.inputs as { storage?: { bucket?: string; path?: string } } | undefined)?.storage;
+    if (!ref?.bucket || !ref.path) {
+      throw new HttpError(400, "inputs.storage.bucket and inputs.storage.path are required", {
+        field: "inputs.storage",
+      });
+    }
+    const file = await readStorageObject(ctx.storage(), req, { bucket: ref.bucket, path: ref.path }, limit);
+    const type = checkMedia(spec.media, file.contentType, file.bytes);
+    return {
+      input: {
+        kind: "media",
+        media: new Blob([file.bytes as BufferSource], { type }),
+        parameters: fields.parameters as Record<string, unknown> ?? {},
+      },
+      model,
+    };
+  }
+  const query = new URL(req.url).searchParams;
+  for (const name of query.keys()) {
+    if (name !== "model") throw new HttpError(400, `${name} is not a known query parameter`, { field: name });
+  }
+  const bytes = await readLimited(req, limit);
+  const type = checkMedia(spec.media, req.headers.get("content-type"), bytes);
+  return {
+    input: { kind: "media", media: new Blob([bytes as BufferSource], { type }), parameters: {} },
+    model: query.get("model") ?? undefined,
+  };
+}
+
+const storageRef = object({ bucket: text(100, { required: true }), path: text(1024, { required: true }) });
+
+function storageRules(parameters: Record<string, import("./params.ts").Rule>) {
+  return { inputs: object({ storage: storageRef }), parameters: object(parameters) };
+}
+
+function asObject(body: unknown): Record<string, unknown> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new HttpError(400, "Request body must be a JSON object");
+  }
+  return body as Record<string, unknown>;
+}
+
+/** Describes a task for `GET`: input, output, models, cost; a frontend can build itself from it. */
+export function describeTask(task: TaskDescriptor, ctx: TaskContext, path: string): Record<string, unknown> {
+  const base = { task: task.id, path, summary: task.summary };
+  if (task.unavailable) return { ...base, available: false, reason: task.unavailable };
+  const spec = task.input;
+  const input = spec.type === "json"
+    ? {
+      type: "json",
+      fields: { ...describeRules(spec.fields), model: "string, one of allowed_models" },
+      example: spec.example,
+    }
+    : spec.type === "media"
+    ? {
+      type: "media",
+      media: spec.media,
+      content_types: ACCEPTED_TYPES[spec.media],
+      max_bytes: ctx.maxMediaBytes(spec.media),
+      body: `the raw ${spec.media} (Content-Type: ${spec.media}/*), ?model= to pick an allowed model`,
+      or_json: {
+        inputs: { storage: { bucket: "string", path: "string" } },
+        ...(Object.keys(spec.parameters).length ? { parameters: describeRules(spec.parameters) } : {}),
+        model: "string, one of allowed_models",
+      },
+    }
+    : { type: "none" };
+  const { chain, allowed } = ctx.models(task);
+  return {
+    ...base,
+    available: true,
+    method: "POST",
+    input,
+    output: task.output,
+    models: chain,
+    allowed_models: allowed,
+    cost_units: task.cost,
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * `huggingface-inference`: every Hugging Face task of the guide behind one function.
+ * `POST /huggingface-inference/<task>` runs a task; `GET /huggingface-inference[/<task>]` describes them.
+ * @module
+ */
+import { authConfigFromEnv, createBearerVerifier } from "../_shared/auth.ts";
+import { cors } from "../_shared/cors.ts";
+import { configured, type Env } from "../_shared/env.ts";
+import { bearerGuard } from "../_shared/guard.ts";
+import type { HfDeps } from "../_shared/huggingface.ts";
+import { allowMethods, catchErrors, compose, type Handler, HttpError, type Middleware } from "../_shared/http.ts";
+import { createTaskContext, describeTask, taskHandler } from "../_shared/task_http.ts";
+import { TASKS } from "../_shared/tasks.ts";
+
+const NAME = "huggingface-inference";
+// The platform passes `/huggingface-inference/<task>`; the local gateway passes `/functions/v1/…`.
+const ROUTE = new RegExp(`^(.*/${NAME})(?:/([^/]+))?/?$`);
+
+/** Test and merge seams: the upstream `fetch`, and the check each task's POST runs first. */
+export interface InferenceDeps extends HfDeps {
+  /** Returns the middleware guarding `task` (default: a valid bearer JWT; the quota meter goes here). */
+  guard?: (task: string) => Middleware;
+}
+
+/** Builds the handler from an environment. */
+export function createHandler(env: Env, deps: InferenceDeps = {}): Handler {
+  const verifyBearer = configured(() => createBearerVerifier(authConfigFromEnv(env)));
+  const guard = deps.guard ?? (() => bearerGuard(verifyBearer));
+  const ctx = createTaskContext(env, deps);
+  // One route per task (a table, not a chain of ifs): its guard, then its task code.
+  const routes = new Map(
+    Object.values(TASKS).map((task) => [task.id, compose(guard(task.id), taskHandler(task, ctx))]),
+  );
+  const describe = (prefix: string, id: string) => describeTask(TASKS[id], ctx, `${prefix}/${id}`);
+
+  return compose(cors, catchErrors, allowMethods("GET", "POST"), (req) => {
+    const match = ROUTE.exec(new URL(req.url).pathname);
+    if (!match) throw new HttpError(404, `Not found; use /${NAME}/<task>`);
+    const [, prefix, id] = match;
+    if (id !== undefined && !Object.hasOwn(TASKS, id)) {
+      throw new HttpError(404, `Unknown task ${id}; GET /${NAME} lists them`, { tasks: Object.keys(TASKS) });
+    }
+    if (req.method === "GET") {
+      return Promise.resolve(
+        Response.json(id ? describe(prefix, id) : { tasks: Object.keys(TASKS).map((t) => describe(prefix, t)) }),
+      );
+    }
+    if (id === undefined) throw new HttpError(404, `POST to /${NAME}/<task>; GET /${NAME} lists them`);
+    return routes.get(id)!(req);
+  });
+}
