@@ -56,12 +56,14 @@ Deno.test("config.toml verifies JWTs for text-to-image and leaves the webhook ta
     functions: Record<string, { verify_jwt: boolean }>;
   };
   assert.equal(config.functions["text-to-image"].verify_jwt, true);
+  assert.equal(config.functions["huggingface-inference"].verify_jwt, true);
   assert.equal(config.functions["huggingface-image-captioning"].verify_jwt, false);
 });
 
 Deno.test("the functions' own environment variables do not start with SUPABASE_", async () => {
   const platform = new Set([
     "SUPABASE_URL",
+    "SUPABASE_ANON_KEY",
     "SUPABASE_JWKS",
     "SUPABASE_JWT_SECRET",
     "SUPABASE_SERVICE_ROLE_KEY",

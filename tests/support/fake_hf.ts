@@ -1,20 +1,26 @@
 /**
  * A local stand-in for Hugging Face's router, speaking its wire protocol for the `hf-inference`
- * provider (see shared/facts):
- * - `POST /hf-inference/models/{org}/{model}` with JSON `{inputs, parameters}` → image bytes;
- * - the same path with raw image bytes → `{"generated_text"}` or `[{"generated_text"}]`;
- * - `POST …/models/{org}/{model}/v1/chat/completions` (OpenAI body, image as a data URL) → a
- *   chat completion;
+ * provider as the pinned `@huggingface/inference@4.13.30` sends and checks it:
+ * - `POST /hf-inference/models/{org}/{model}`: the model's task (its pipeline, as the Hub knows it)
+ *   decides the body and the answer. JSON `{inputs, parameters}` for text tasks, text-to-image,
+ *   text-to-speech and image-segmentation (image as base64); raw bytes for image-to-text,
+ *   image-classification, object-detection, automatic-speech-recognition and audio-classification.
+ *   Answers as the client validates them (e.g. summarization `[{summary_text}]`, text-classification
+ *   `[[{label, score}]]`), images as real PNGs and speech as a real WAV made here;
+ * - `…/pipeline/feature-extraction`: the same, the route the client takes without an endpoint URL;
+ * - `POST …/models/{org}/{model}/v1/chat/completions`: an OpenAI chat completion, plain or streamed
+ *   as server-sent events ending with `data: [DONE]`; with an image as a data URL, a caption;
  * - errors as JSON `{"error": "...", "estimated_time"?: n}` with the upstream's status.
  *
  * Replies can be scripted per call (`enqueue`) or drawn at random (`faults`) to test retries.
  * @module
  */
+import { makeWav, wavInfo } from "./audio.ts";
 import { imageInfo, makePng, tinyJpeg } from "./images.ts";
 
 /** What the fake saw of one request. */
 export interface SeenRequest {
-  task: "text-to-image" | "image-to-text" | "chat";
+  task: FakeTask;
   model: string;
   headers: Headers;
   json?: any;
@@ -41,7 +47,64 @@ export interface FakeHfOptions {
   seed?: number;
   /** While true, every call answers 503 (a stretch of downtime). */
   down?: boolean;
+  /** More models and their tasks, beside {@linkcode MODEL_TASKS}. */
+  models?: Record<string, FakeTask>;
+  /** A streamed chat sends its first chunk, then waits for this before the rest. */
+  holdStream?: Promise<unknown>;
+  /** Delay between streamed chat chunks. */
+  streamChunkDelayMs?: number;
 }
+
+/** The tasks the fake serves ("chat" is chat completion). */
+export type FakeTask =
+  | "chat"
+  | "summarization"
+  | "translation"
+  | "text-classification"
+  | "fill-mask"
+  | "feature-extraction"
+  | "text-to-image"
+  | "text-to-speech"
+  | "image-to-text"
+  | "image-classification"
+  | "object-detection"
+  | "image-segmentation"
+  | "automatic-speech-recognition"
+  | "audio-classification";
+
+/** Models the fake knows, with their task, as the Hub's pipeline tags say. */
+export const MODEL_TASKS: Readonly<Record<string, FakeTask>> = {
+  "facebook/bart-large-cnn": "summarization",
+  "Falconsai/text_summarization": "summarization",
+  "google-t5/t5-small": "translation",
+  "facebook/nllb-200-distilled-600M": "translation",
+  "distilbert/distilbert-base-uncased-finetuned-sst-2-english": "text-classification",
+  "google-bert/bert-base-uncased": "fill-mask",
+  "FacebookAI/roberta-base": "fill-mask",
+  "sentence-transformers/all-MiniLM-L6-v2": "feature-extraction",
+  "BAAI/bge-small-en-v1.5": "feature-extraction",
+  "hexgrad/Kokoro-82M": "text-to-speech",
+  "facebook/mms-tts-eng": "text-to-speech",
+  "google/vit-base-patch16-224": "image-classification",
+  "microsoft/resnet-50": "image-classification",
+  "facebook/detr-resnet-50": "object-detection",
+  "hustvl/yolos-tiny": "object-detection",
+  "nvidia/segformer-b0-finetuned-ade-512-512": "image-segmentation",
+  "facebook/detr-resnet-50-panoptic": "image-segmentation",
+  "openai/whisper-large-v3": "automatic-speech-recognition",
+  "openai/whisper-small": "automatic-speech-recognition",
+  "superb/hubert-large-superb-er": "audio-classification",
+  "MIT/ast-finetuned-audioset-10-10-0.4593": "audio-classification",
+};
+
+// Tasks whose request body is raw media bytes rather than JSON.
+const BINARY_TASKS = new Set<FakeTask>([
+  "image-to-text",
+  "image-classification",
+  "object-detection",
+  "automatic-speech-recognition",
+  "audio-classification",
+]);
 
 /** A running fake. */
 export interface FakeHf {
@@ -69,16 +132,24 @@ export function startFakeHf(options: FakeHfOptions = {}, port = 0): FakeHf {
 
   const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, async (req) => {
     const url = new URL(req.url);
-    const match = /^\/hf-inference\/models\/([^/]+\/[^/]+)(\/v1\/chat\/completions)?\/?$/.exec(url.pathname);
+    const match = /^\/hf-inference\/models\/([^/]+\/[^/]+)(\/pipeline\/[\w-]+)?(\/v1\/chat\/completions)?\/?$/.exec(
+      url.pathname,
+    );
     if (req.method !== "POST" || !match) return hfError(404, `Not Found: ${url.pathname}`);
     if (options.token && req.headers.get("authorization") !== `Bearer ${options.token}`) {
       return hfError(401, "Invalid credentials in Authorization header");
     }
     const type = req.headers.get("content-type") ?? "";
-    const task = match[2] ? "chat" : type.startsWith("application/json") ? "text-to-image" : "image-to-text";
-    const record: SeenRequest = { task, model: match[1], headers: req.headers };
-    if (task === "image-to-text") record.bytes = new Uint8Array(await req.arrayBuffer());
-    else record.json = await req.json().catch(() => undefined);
+    const model = match[1];
+    // Models the fake does not know keep the old guess: JSON is text-to-image, bytes are a caption.
+    const task: FakeTask = match[3]
+      ? "chat"
+      : (match[2]?.slice("/pipeline/".length) as FakeTask | undefined) ?? options.models?.[model] ??
+        MODEL_TASKS[model] ??
+        (type.startsWith("application/json") ? "text-to-image" : "image-to-text");
+    const record: SeenRequest = { task, model, headers: req.headers };
+    if (type.startsWith("application/json")) record.json = await req.json().catch(() => undefined);
+    else record.bytes = new Uint8Array(await req.arrayBuffer());
     seen.push(record);
 
     if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
@@ -105,7 +176,11 @@ export function startFakeHf(options: FakeHfOptions = {}, port = 0): FakeHf {
       await new Promise((r) => setTimeout(r, delayMs));
       reply = undefined;
     }
-    return (reply as Response | undefined) ?? await answer(record, options, captionsAnswered, req.signal);
+    if (reply) return reply as Response;
+    if (BINARY_TASKS.has(task) ? !record.bytes : !record.json) {
+      return hfError(400, BINARY_TASKS.has(task) ? "expected raw bytes" : "expected a JSON body");
+    }
+    return await ANSWERS[task](record, { options, captionsAnswered, signal: req.signal });
   });
 
   return {
@@ -142,44 +217,194 @@ function fault(kind: string): Scripted {
   }
 }
 
-async function answer(
-  record: SeenRequest,
-  options: FakeHfOptions,
-  captionsAnswered: Map<string, number>,
-  signal: AbortSignal,
-): Promise<Response> {
-  const counted = (caption: string) => {
-    // A caller that gave up (timed out) never receives this answer, so it is not a caption given.
-    if (!signal.aborted) captionsAnswered.set(caption, (captionsAnswered.get(caption) ?? 0) + 1);
-    return caption;
-  };
-  if (record.task === "text-to-image") {
-    const prompt = record.json?.inputs;
-    if (typeof prompt !== "string" || prompt === "") return hfError(400, "inputs must be a non-empty string");
+/** What an answer may use besides the request. */
+interface AnswerContext {
+  options: FakeHfOptions;
+  captionsAnswered: Map<string, number>;
+  signal: AbortSignal;
+}
+
+type Answer = (record: SeenRequest, ctx: AnswerContext) => Response | Promise<Response>;
+
+/** The input text of a JSON task, or a 400 as the router gives it. */
+function inputText(record: SeenRequest): string | Response {
+  const inputs = record.json?.inputs;
+  return typeof inputs === "string" && inputs.trim() !== ""
+    ? inputs
+    : hfError(400, "inputs must be a non-empty string");
+}
+
+/** Answers per task: each shape is what the client's `hf-inference` helper checks for. */
+const ANSWERS: Record<FakeTask, Answer> = {
+  async "text-to-image"(record, { options }) {
+    const prompt = inputText(record);
+    if (prompt instanceof Response) return prompt;
     const { width = 64, height = 64 } = record.json.parameters ?? {};
     return options.imageType === "jpeg"
       ? new Response(tinyJpeg, { headers: { "content-type": "image/jpeg" } })
       : new Response(await pngOfSize(width, height), { headers: { "content-type": "image/png" } });
-  }
-  if (record.task === "image-to-text") {
+  },
+  async "image-to-text"(record, { options, captionsAnswered, signal }) {
     const caption = await describe(record.bytes!);
     if (!caption) return hfError(400, "cannot identify image file");
-    const body = { generated_text: counted(caption) };
+    const body = { generated_text: counted(caption, captionsAnswered, signal) };
     return Response.json(options.captionShape === "array" ? [body] : body);
-  }
+  },
+  chat: (record, ctx) => (findImageUrl(record.json) !== undefined ? captionChat(record, ctx) : textChat(record, ctx)),
+  summarization(record) {
+    const text = inputText(record);
+    if (text instanceof Response) return text;
+    return Response.json([{ summary_text: text.split(/\s+/).slice(0, 8).join(" ") }]);
+  },
+  translation(record) {
+    const text = inputText(record);
+    if (text instanceof Response) return text;
+    const target = record.json.parameters?.tgt_lang ?? "fr";
+    return Response.json([{ translation_text: `[${target}] ${text}` }]);
+  },
+  "text-classification"(record) {
+    const text = inputText(record);
+    if (text instanceof Response) return text;
+    const negative = /\b(bad|awful|hate|terrible)\b/i.test(text);
+    return Response.json([[
+      { label: negative ? "NEGATIVE" : "POSITIVE", score: 0.98 },
+      { label: negative ? "POSITIVE" : "NEGATIVE", score: 0.02 },
+    ]]);
+  },
+  "fill-mask"(record) {
+    const text = inputText(record);
+    if (text instanceof Response) return text;
+    if (!text.includes("[MASK]")) return hfError(400, "No mask_token ([MASK]) found on the input");
+    const topK = record.json.parameters?.top_k ?? 5;
+    const words = ["capital", "heart", "center", "city", "pride", "soul", "jewel"].slice(0, topK);
+    return Response.json(words.map((word, i) => ({
+      score: Number((0.6 / (i + 1)).toFixed(4)),
+      token: 3000 + i,
+      token_str: word,
+      sequence: text.replace("[MASK]", word),
+    })));
+  },
+  "feature-extraction"(record) {
+    const inputs = record.json?.inputs;
+    const ok = (t: unknown) => typeof t === "string" && t !== "";
+    if (ok(inputs)) return Response.json(embed(inputs));
+    if (Array.isArray(inputs) && inputs.length > 0 && inputs.every(ok)) return Response.json(inputs.map(embed));
+    return hfError(400, "inputs must be a string or a list of strings");
+  },
+  "text-to-speech"(record) {
+    const text = inputText(record);
+    if (text instanceof Response) return text;
+    // About a tenth of a second per word, like speech.
+    return new Response(makeWav(Math.min(10, 0.1 * text.split(/\s+/).length)), {
+      headers: { "content-type": "audio/wav" },
+    });
+  },
+  "image-classification"(record) {
+    const info = imageInfo(record.bytes!);
+    if (!info) return hfError(400, "cannot identify image file");
+    return Response.json([{ label: `${info.type} picture`, score: 0.9 }, { label: "tabby cat", score: 0.1 }]);
+  },
+  "object-detection"(record) {
+    const info = imageInfo(record.bytes!);
+    if (!info) return hfError(400, "cannot identify image file");
+    return Response.json([{
+      label: "cat",
+      score: 0.97,
+      box: { xmin: 0, ymin: 0, xmax: info.width, ymax: info.height },
+    }]);
+  },
+  async "image-segmentation"(record) {
+    const inputs = record.json?.inputs;
+    const bytes = typeof inputs === "string" ? Uint8Array.from(atob(inputs), (c) => c.charCodeAt(0)) : undefined;
+    const info = bytes && imageInfo(bytes);
+    if (!info) return hfError(400, "cannot identify image file");
+    const mask = await makePng(info.width, info.height, [255, 255, 255]);
+    return Response.json([{ label: "cat", score: 0.95, mask: btoa(String.fromCharCode(...mask)) }]);
+  },
+  "automatic-speech-recognition"(record) {
+    const info = wavInfo(record.bytes!);
+    if (!info) return hfError(400, "Malformed soundfile");
+    return Response.json({ text: `a ${info.seconds.toFixed(2)} s ${info.sampleRate} Hz recording` });
+  },
+  "audio-classification"(record) {
+    if (!wavInfo(record.bytes!)) return hfError(400, "Malformed soundfile");
+    return Response.json([{ label: "neu", score: 0.7 }, { label: "hap", score: 0.3 }]);
+  },
+};
+
+function counted(caption: string, captionsAnswered: Map<string, number>, signal: AbortSignal) {
+  // A caller that gave up (timed out) never receives this answer, so it is not a caption given.
+  if (!signal.aborted) captionsAnswered.set(caption, (captionsAnswered.get(caption) ?? 0) + 1);
+  return caption;
+}
+
+async function captionChat(record: SeenRequest, { captionsAnswered, signal }: AnswerContext): Promise<Response> {
   const dataUrl = findImageUrl(record.json);
   const match = dataUrl && /^data:image\/[\w.+-]+;base64,(.+)$/.exec(dataUrl);
   const caption = match ? await describe(Uint8Array.from(atob(match[1]), (c) => c.charCodeAt(0))) : undefined;
   if (!caption) return hfError(400, "messages must contain a valid image_url");
-  counted(caption);
-  return Response.json({
+  counted(caption, captionsAnswered, signal);
+  return Response.json(chatCompletion(record.model, caption));
+}
+
+function chatCompletion(model: string, content: string) {
+  return {
     id: "chatcmpl-fake",
     object: "chat.completion",
     created: Math.floor(Date.now() / 1000),
-    model: record.model,
-    choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content: caption } }],
+    model,
+    choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content } }],
     usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+  };
+}
+
+/** A text chat: the reply echoes the last user message, plain or as server-sent events. */
+function textChat(record: SeenRequest, { options }: AnswerContext): Response {
+  const messages = record.json?.messages;
+  const last = Array.isArray(messages) ? messages.findLast((m: any) => m?.role === "user") : undefined;
+  const said = typeof last?.content === "string"
+    ? last.content
+    : Array.isArray(last?.content)
+    ? last.content.map((p: any) => p?.text ?? "").join(" ")
+    : "";
+  if (!said) return hfError(422, "messages must hold a user message");
+  const reply = `You said: ${said}`;
+  if (!record.json.stream) return Response.json(chatCompletion(record.model, reply));
+  const words = reply.split(" ");
+  const encoder = new TextEncoder();
+  const event = (delta: Record<string, unknown>, finish: string | null) =>
+    encoder.encode(`data: ${
+      JSON.stringify({
+        id: "chatcmpl-fake",
+        object: "chat.completion.chunk",
+        created: Math.floor(Date.now() / 1000),
+        model: record.model,
+        choices: [{ index: 0, delta, finish_reason: finish }],
+      })
+    }\n\n`);
+  const body = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      for (const [i, word] of words.entries()) {
+        controller.enqueue(event({ role: "assistant", content: (i ? " " : "") + word }, null));
+        if (i === 0 && options.holdStream) await options.holdStream;
+        if (options.streamChunkDelayMs) await new Promise((r) => setTimeout(r, options.streamChunkDelayMs));
+      }
+      controller.enqueue(event({}, "stop"));
+      controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+      controller.close();
+    },
   });
+  return new Response(body, { headers: { "content-type": "text/event-stream" } });
+}
+
+/** A deterministic unit vector of 384 numbers for a text (what all-MiniLM-L6-v2 answers, in shape). */
+export function embed(text: string): number[] {
+  let seed = 2166136261;
+  for (const c of text) seed = Math.imul(seed ^ c.charCodeAt(0), 16777619);
+  const next = mulberry32(seed);
+  const v = Array.from({ length: 384 }, () => next() * 2 - 1);
+  const norm = Math.hypot(...v);
+  return v.map((x) => Number((x / norm).toFixed(6)));
 }
 
 const pngs = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
