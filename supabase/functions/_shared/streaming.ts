@@ -35,15 +35,17 @@ const encoder = new TextEncoder();
  * `data: [DONE]` when the upstream did not send it (some providers end without it).
  */
 export function endingWithDone(): TransformStream<Uint8Array, Uint8Array> {
-  const decoder = new TextDecoder();
-  let tail = "";
+  // Only the end of the stream matters: keep the last two chunks, and decode them once, at the end.
+  let previous: Uint8Array | undefined;
+  let last: Uint8Array | undefined;
   return new TransformStream({
     transform(chunk, controller) {
       controller.enqueue(chunk);
-      // Only the end of the stream matters; keep a short window of it.
-      tail = (tail + decoder.decode(chunk, { stream: true })).slice(-64);
+      [previous, last] = [last, chunk];
     },
     flush(controller) {
+      const decoder = new TextDecoder();
+      const tail = (previous ? decoder.decode(previous, { stream: true }) : "") + (last ? decoder.decode(last) : "");
       if (!tail.trimEnd().endsWith(DONE)) {
         controller.enqueue(encoder.encode(`${tail === "" || tail.endsWith("\n\n") ? "" : "\n\n"}${DONE}\n\n`));
       }

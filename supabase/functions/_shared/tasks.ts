@@ -191,7 +191,12 @@ function streamedMedia(kind: string, call: (input: TaskInput) => ClientCall<Blob
       const body = keepingBody(options.fetch, (type) => type.startsWith(`${kind}/`));
       const blob = await call(input)(client, target, { ...options, fetch: body.fetch });
       const upstream = body.kept();
-      if (upstream?.body) return { body: upstream.body, contentType: upstream.headers.get("content-type")! };
+      if (upstream?.body) {
+        return {
+          body: upstream.body.pipeThrough(endingWithDone()),
+          contentType: upstream.headers.get("content-type")!,
+        };
+      }
       if (!blob.type.startsWith(`${kind}/`)) {
         throw new InferenceClientProviderOutputError(`expected ${kind}, got ${blob.type || "no content type"}`);
       }
