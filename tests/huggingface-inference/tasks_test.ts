@@ -450,3 +450,39 @@ Deno.test("the platform's path (/huggingface-inference/<task>) is served too; me
     await errorOf(await post({ ...s, token: "not-a-jwt" }, "summarization", json({ inputs: "x" })), 401);
   }, { HF_MAX_IMAGE_BYTES: "100" });
 });
+
+Deno.test("the guard seam: each task's POST runs guard(task) first; GET and unavailable tasks skip it", async () => {
+  const fake = startFakeHf({ token: HF_TOKEN });
+  try {
+    const guarded: string[] = [];
+    const handler = createHandler(
+      { HUGGING_FACE_ACCESS_TOKEN: HF_TOKEN, HF_BASE_URL: fake.url, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET },
+      {
+        // A stand-in for the quota meter: sees the task, may refuse, sees the answer's X-Model.
+        guard: (task) => async (req, next) => {
+          guarded.push(task);
+          if (task === "fill-mask") return Response.json({ error: "quota exceeded" }, { status: 429 });
+          const res = await next(req);
+          guarded.push(`${task} served by ${res.headers.get("x-model")}`);
+          return res;
+        },
+      },
+    );
+    const call = (task: string, method = "POST") =>
+      handler(
+        new Request(`http://fn.test/huggingface-inference${task ? `/${task}` : ""}`, {
+          method,
+          headers: { "content-type": "application/json" },
+          body: method === "POST" ? JSON.stringify({ inputs: "a [MASK] b" }) : undefined,
+        }),
+      );
+    assert.equal((await call("summarization")).status, 200);
+    assert.equal((await call("fill-mask")).status, 429);
+    assert.equal((await call("video-classification")).status, 501);
+    assert.equal((await call("", "GET")).status, 200);
+    assert.deepEqual(guarded, ["summarization", "summarization served by facebook/bart-large-cnn", "fill-mask"]);
+    assert.deepEqual(fake.seen.map((r) => r.task), ["summarization"]);
+  } finally {
+    await fake.stop();
+  }
+});

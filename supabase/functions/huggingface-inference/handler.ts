@@ -27,9 +27,13 @@ export function createHandler(env: Env, deps: InferenceDeps = {}): Handler {
   const verifyBearer = configured(() => createBearerVerifier(authConfigFromEnv(env)));
   const guard = deps.guard ?? (() => bearerGuard(verifyBearer));
   const ctx = createTaskContext(env, deps);
-  // One route per task (a table, not a chain of ifs): its guard, then its task code.
+  // One route per task (a table, not a chain of ifs): its guard, then its task code. An unavailable
+  // task answers 501 before any guard, so it is never metered.
   const routes = new Map(
-    Object.values(TASKS).map((task) => [task.id, compose(guard(task.id), taskHandler(task, ctx))]),
+    Object.values(TASKS).map((task) => [
+      task.id,
+      task.unavailable ? taskHandler(task, ctx) : compose(guard(task.id), taskHandler(task, ctx)),
+    ]),
   );
   const describe = (prefix: string, id: string) => describeTask(TASKS[id], ctx, `${prefix}/${id}`);
 
