@@ -27,7 +27,9 @@ async function start(mode: string, arg: string, arg2 = "") {
 }
 
 /** Time to first body chunk and to the end of a streamed answer, closed loop, p50 of each. */
-async function runStream(concurrency: number, send: () => Promise<Response>) {
+async function runStream(pid: number, concurrency: number, send: () => Promise<Response>) {
+  const cpuBefore = cpuSeconds(pid);
+  let all = 0;
   const ttfb: number[] = [];
   const total: number[] = [];
   let errors = 0;
@@ -49,6 +51,7 @@ async function runStream(concurrency: number, send: () => Promise<Response>) {
         ok = false;
       }
       const t1 = performance.now();
+      all++;
       if (t0 >= measureFrom && t1 <= end) {
         if (ok) {
           ttfb.push(first - t0);
@@ -59,7 +62,8 @@ async function runStream(concurrency: number, send: () => Promise<Response>) {
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  return { ttfbMs: p50(ttfb), totalMs: p50(total), streams: ttfb.length, errors };
+  const cpuUs = ((cpuSeconds(pid) - cpuBefore) * 1e6) / all;
+  return { ttfbMs: p50(ttfb), totalMs: p50(total), streams: ttfb.length, errors, cpuUs };
 }
 
 /** Runs the scenario and prints its two tables. */
@@ -103,10 +107,11 @@ export async function inferenceScenario() {
       const streams = { upstream: [] as Streamed[], proxy: [] as Streamed[], fn: [] as Streamed[] };
       for (let round = 0; round < ROUNDS; round++) {
         const chat = { model: CHAT_MODEL, messages, stream: true };
-        streams.upstream.push(await runStream(concurrency, post(upstream.url + chatPath, chat)));
-        streams.proxy.push(await runStream(concurrency, post(proxy.url + chatPath, chat)));
+        streams.upstream.push(await runStream(upstream.pid, concurrency, post(upstream.url + chatPath, chat)));
+        streams.proxy.push(await runStream(proxy.pid, concurrency, post(proxy.url + chatPath, chat)));
         streams.fn.push(
           await runStream(
+            fn.pid,
             concurrency,
             post(`${fn.url}/functions/v1/huggingface-inference/text-generation`, { messages, stream: true }),
           ),
@@ -120,6 +125,7 @@ export async function inferenceScenario() {
         r.ttfbMs.toFixed(2),
         r.totalMs.toFixed(2),
         String(r.errors),
+        r.cpuUs.toFixed(0),
         vs,
       ];
       const dTtfb = fx.ttfbMs - up.ttfbMs;
@@ -133,7 +139,16 @@ export async function inferenceScenario() {
       `\nhuggingface-inference streaming chat (SSE), upstream ${LATENCY_MS} ms to the first chunk then 5 ms per chunk, median of ${ROUNDS} runs`,
     );
     printTable(
-      ["concurrency", "server", "streams", "TTFB p50 ms", "last byte p50 ms", "errors", "TTFB vs upstream"],
+      [
+        "concurrency",
+        "server",
+        "streams",
+        "TTFB p50 ms",
+        "last byte p50 ms",
+        "errors",
+        "CPU µs/stream",
+        "TTFB vs upstream",
+      ],
       rows,
     );
     console.log("(the load generator, the servers and the upstream share this machine's cores)");

@@ -3,7 +3,7 @@ import { endingWithDone, keepingBody } from "../../supabase/functions/_shared/st
 
 async function through(chunks: string[]): Promise<string> {
   const source = ReadableStream.from(chunks.map((c) => new TextEncoder().encode(c)));
-  return await new Response(source.pipeThrough(endingWithDone())).text();
+  return await new Response(endingWithDone(source)).text();
 }
 
 Deno.test("endingWithDone passes events through and adds data: [DONE] only when missing", async () => {

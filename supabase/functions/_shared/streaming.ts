@@ -32,23 +32,29 @@ const encoder = new TextEncoder();
 
 /**
  * Passes server-sent events through unchanged, chunk by chunk, and ends the stream with
- * `data: [DONE]` when the upstream did not send it (some providers end without it).
+ * `data: [DONE]` when the upstream did not send it (some providers end without it). A pull
+ * source rather than a TransformStream: `pipeThrough` costs several promises per chunk.
  */
-export function endingWithDone(): TransformStream<Uint8Array, Uint8Array> {
+export function endingWithDone(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
   // Only the end of the stream matters: keep the last two chunks, and decode them once, at the end.
   let previous: Uint8Array | undefined;
   let last: Uint8Array | undefined;
-  return new TransformStream({
-    transform(chunk, controller) {
-      controller.enqueue(chunk);
-      [previous, last] = [last, chunk];
-    },
-    flush(controller) {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await reader.read();
+      if (!done) {
+        controller.enqueue(value);
+        [previous, last] = [last, value];
+        return;
+      }
       const decoder = new TextDecoder();
       const tail = (previous ? decoder.decode(previous, { stream: true }) : "") + (last ? decoder.decode(last) : "");
       if (!tail.trimEnd().endsWith(DONE)) {
         controller.enqueue(encoder.encode(`${tail === "" || tail.endsWith("\n\n") ? "" : "\n\n"}${DONE}\n\n`));
       }
+      controller.close();
     },
-  });
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
 }

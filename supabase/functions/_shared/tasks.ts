@@ -180,7 +180,7 @@ const runChat: TaskDescriptor["run"] = (hf, model, input) => {
     }
     const upstream = body.kept();
     if (!upstream?.body) throw new InferenceClientProviderOutputError("expected an event stream");
-    return { body: upstream.body.pipeThrough(endingWithDone()), contentType: "text/event-stream; charset=utf-8" };
+    return { body: endingWithDone(upstream.body), contentType: "text/event-stream; charset=utf-8" };
   });
 };
 
@@ -193,7 +193,7 @@ function streamedMedia(kind: string, call: (input: TaskInput) => ClientCall<Blob
       const upstream = body.kept();
       if (upstream?.body) {
         return {
-          body: upstream.body.pipeThrough(endingWithDone()),
+          body: endingWithDone(upstream.body),
           contentType: upstream.headers.get("content-type")!,
         };
       }
