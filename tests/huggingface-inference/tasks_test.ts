@@ -486,3 +486,17 @@ Deno.test("the guard seam: each task's POST runs guard(task) first; GET and unav
     await fake.stop();
   }
 });
+
+Deno.test("SSE: a stream the upstream ends without data: [DONE] still ends with it", async () => {
+  await withServer(async (s) => {
+    const chunk = {
+      object: "chat.completion.chunk",
+      choices: [{ index: 0, delta: { content: "hi" }, finish_reason: "stop" }],
+    };
+    s.fake.enqueue(
+      new Response(`data: ${JSON.stringify(chunk)}\n\n`, { headers: { "content-type": "text/event-stream" } }),
+    );
+    const res = await post(s, "text-generation", json({ inputs: "x", stream: true }));
+    assert.equal(await res.text(), `data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`);
+  });
+});
