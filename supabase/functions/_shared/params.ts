@@ -131,15 +131,3 @@ export function checkFields(rules: Rules, value: unknown, path = ""): Record<str
   }
   return out;
 }
-
-/**
- * Checks that `fields[name]` is present and valid.
- * @throws {HttpError} 400 naming the field when it is missing or invalid.
- */
-export function requireField(fields: Record<string, unknown>, name: string, rule: Rule): unknown {
-  const v = fields[name];
-  if (v === undefined || v === null) throw new HttpError(400, `${name} is required`, { field: name });
-  const problem = rule.check(v);
-  if (problem) throw new HttpError(400, `${name} ${problem}`, { field: name });
-  return v;
-}

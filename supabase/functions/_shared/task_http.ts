@@ -11,7 +11,7 @@ import { createHf, type Hf, type HfDeps } from "./huggingface.ts";
 import { type Handler, HttpError, readJson, readLimited } from "./http.ts";
 import { ACCEPTED_TYPES, canonicalType, checkMedia, type MediaKind } from "./media.ts";
 import { allowedModels, chooseModels, modelChain } from "./models.ts";
-import { checkFields, describeRules, object, text } from "./params.ts";
+import { checkFields, describeRules, object, type Rules, text } from "./params.ts";
 import { readStorageObject, type StorageAccess } from "./storage_ref.ts";
 import type { TaskAnswer, TaskDescriptor, TaskInput } from "./tasks.ts";
 
@@ -91,7 +91,10 @@ export async function readTaskInput(
   if (spec.type === "json") {
     const { model, ...body } = asObject(await readJson(req, task.maxJsonBytes ?? MAX_JSON_BYTES));
     const fields = checkFields(spec.fields, body);
-    spec.require(fields);
+    for (const name of spec.required ?? []) {
+      if (fields[name] === undefined) throw new HttpError(400, `${name} is required`, { field: name });
+    }
+    spec.check?.(fields);
     return { input: { kind: "json", fields }, model };
   }
   const limit = ctx.maxMediaBytes(spec.media);
@@ -131,7 +134,7 @@ export async function readTaskInput(
 
 const storageRef = object({ bucket: text(100, { required: true }), path: text(1024, { required: true }) });
 
-function storageRules(parameters: Record<string, import("./params.ts").Rule>) {
+function storageRules(parameters: Rules) {
   return { inputs: object({ storage: storageRef }), parameters: object(parameters) };
 }
 

@@ -9,19 +9,7 @@ import { InferenceClientProviderOutputError } from "npm:@huggingface/inference@4
 import { type CallOptions, type CallTarget, type Hf, textToImage } from "./huggingface.ts";
 import { HttpError } from "./http.ts";
 import type { MediaKind } from "./media.ts";
-import {
-  boolean,
-  either,
-  integer,
-  listOf,
-  number,
-  object,
-  oneOf,
-  requireField,
-  type Rule,
-  type Rules,
-  text,
-} from "./params.ts";
+import { boolean, either, integer, listOf, number, object, oneOf, type Rule, type Rules, text } from "./params.ts";
 import { endingWithDone, keepingBody } from "./streaming.ts";
 
 /** What a task answers: JSON, or a byte stream with its content type. */
@@ -40,8 +28,10 @@ export type TaskInputSpec =
     type: "json";
     /** The body's top-level fields (`model` aside). */
     fields: Rules;
+    /** Fields that must be present. */
+    required?: string[];
     /** Checks across fields (e.g. "one of messages or inputs"); throws 400. */
-    require(fields: Record<string, unknown>): void;
+    check?(fields: Record<string, unknown>): void;
     example: Record<string, unknown>;
   }
   | { type: "media"; media: MediaKind; parameters: Rules }
@@ -94,7 +84,7 @@ function textTask(parameters: Rules, example: string): TaskInputSpec {
   return {
     type: "json",
     fields: { inputs: inputsText, parameters: object(parameters) },
-    require: (f) => void requireField(f, "inputs", inputsText),
+    required: ["inputs"],
     example: { inputs: example },
   };
 }
@@ -137,21 +127,23 @@ const chatContent: Rule = {
     return `must be a string or an array of {"type": "text", "text": string} parts (no URLs)`;
   },
 };
-const chatMessage = object({ role: oneOf("system", "user", "assistant"), content: chatContent });
-const messagesRule = listOf(
-  { describe: chatMessage.describe, check: (v) => chatMessage.check(v) ?? checkMessage(v) },
-  100,
-);
-function checkMessage(v: unknown): string | undefined {
-  const m = v as Record<string, unknown>;
-  for (const key of Object.keys(m)) if (key !== "role" && key !== "content") return `has an unknown field ${key}`;
-  if (chatMessage.fields!.role.check(m.role)) return `role ${chatMessage.fields!.role.check(m.role)}`;
-  const problem = chatContent.check(m.content);
-  return problem ? `content ${problem}` : undefined;
-}
+const role = oneOf("system", "user", "assistant");
+const chatMessage: Rule = {
+  describe: `{role: ${role.describe}; content: ${chatContent.describe}}`,
+  check(v) {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return "must be an object {role, content}";
+    const m = v as Record<string, unknown>;
+    const extra = Object.keys(m).find((key) => key !== "role" && key !== "content");
+    if (extra) return `has an unknown field ${extra}`;
+    const roleProblem = role.check(m.role);
+    if (roleProblem) return `role ${roleProblem}`;
+    const contentProblem = chatContent.check(m.content);
+    return contentProblem ? `content ${contentProblem}` : undefined;
+  },
+};
 
 const chatFields: Rules = {
-  messages: messagesRule,
+  messages: listOf(chatMessage, 100),
   inputs: inputsText,
   max_tokens: integer(1, 8192),
   temperature: number(0, 2),
@@ -299,7 +291,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       input: {
         type: "json",
         fields: chatFields,
-        require(f) {
+        check(f) {
           if ((f.messages === undefined) === (f.inputs === undefined)) {
             throw new HttpError(400, "Give exactly one of messages or inputs", { field: "messages" });
           }
@@ -325,7 +317,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
             truncation_direction: oneOf("left", "right"),
           }),
         },
-        require: (f) => void requireField(f, "inputs", { describe: "", check: () => undefined }),
+        required: ["inputs"],
         example: { inputs: "The quick brown fox" },
       },
       output: "number[] for one text, number[][] for a list",
@@ -343,7 +335,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       input: {
         type: "json",
         fields: textToImageFields,
-        require: (f) => void requireField(f, "prompt", textToImageFields.prompt),
+        required: ["prompt"],
         example: { prompt: "Llama wearing sunglasses" },
       },
       output: "image bytes (image/png or image/jpeg), streamed",
