@@ -77,59 +77,65 @@ function respond(answer: TaskAnswer, model: string): Response {
 }
 
 /**
- * Reads a task's input from the request, checked against the task's rules.
+ * Reads a task's input from the request, checked against the task's rules: a JSON body, a Storage
+ * reference (JSON to a media task), or a raw media body.
  * @throws {HttpError} 400 naming a bad field, 413 for a body or file over its limit, 415 for a
  * media type that is not the task's or does not match the bytes, Storage's status for a reference.
  */
-export async function readTaskInput(
+export function readTaskInput(
   task: TaskDescriptor,
   req: Request,
   ctx: TaskContext,
 ): Promise<{ input: TaskInput; model?: unknown }> {
   const spec = task.input;
   if (spec.type === "none") throw new HttpError(501, task.unavailable ?? `${task.id} is not available`);
-  if (spec.type === "json") {
-    const { model, ...body } = asObject(await readJson(req, task.maxJsonBytes ?? MAX_JSON_BYTES));
-    const fields = checkFields(spec.fields, body);
-    for (const name of spec.required ?? []) {
-      if (fields[name] === undefined) throw new HttpError(400, `${name} is required`, { field: name });
-    }
-    spec.check?.(fields);
-    return { input: { kind: "json", fields }, model };
-  }
+  if (spec.type === "json") return readJsonInput(spec, req, task.maxJsonBytes ?? MAX_JSON_BYTES);
   const limit = ctx.maxMediaBytes(spec.media);
-  const declared = canonicalType(req.headers.get("content-type"));
-  if (/^application\/([\w.+-]*\+)?json$/.test(declared)) {
-    // A file already in Storage, read as the caller.
-    const { model, ...body } = asObject(await readJson(req, MAX_JSON_BYTES));
-    const fields = checkFields(storageRules(spec.parameters), body);
-    const ref = (fields.inputs as { storage?: { bucket?: string; path?: string } } | undefined)?.storage;
-    if (!ref?.bucket || !ref.path) {
-      throw new HttpError(400, "inputs.storage.bucket and inputs.storage.path are required", {
-        field: "inputs.storage",
-      });
-    }
-    const file = await readStorageObject(ctx.storage(), req, { bucket: ref.bucket, path: ref.path }, limit);
-    const type = checkMedia(spec.media, file.contentType, file.bytes);
-    return {
-      input: {
-        kind: "media",
-        media: new Blob([file.bytes as BufferSource], { type }),
-        parameters: fields.parameters as Record<string, unknown> ?? {},
-      },
-      model,
-    };
+  return /^application\/([\w.+-]*\+)?json$/.test(canonicalType(req.headers.get("content-type")))
+    ? readStorageInput(spec, req, ctx, limit)
+    : readMediaBody(spec, req, limit);
+}
+
+type JsonSpec = Extract<TaskDescriptor["input"], { type: "json" }>;
+type MediaSpec = Extract<TaskDescriptor["input"], { type: "media" }>;
+
+async function readJsonInput(spec: JsonSpec, req: Request, maxBytes: number) {
+  const { model, ...body } = asObject(await readJson(req, maxBytes));
+  const fields = checkFields(spec.fields, body);
+  for (const name of spec.required ?? []) {
+    if (fields[name] === undefined) throw new HttpError(400, `${name} is required`, { field: name });
   }
+  spec.check?.(fields);
+  return { input: { kind: "json", fields } as TaskInput, model };
+}
+
+/** `{"inputs": {"storage": {bucket, path}}, "parameters"?, "model"?}`: a file read as the caller. */
+async function readStorageInput(spec: MediaSpec, req: Request, ctx: TaskContext, limit: number) {
+  const { model, ...body } = asObject(await readJson(req, MAX_JSON_BYTES));
+  const fields = checkFields(storageRules(spec.parameters), body);
+  const ref = (fields.inputs as { storage?: { bucket?: string; path?: string } } | undefined)?.storage;
+  if (!ref?.bucket || !ref.path) {
+    throw new HttpError(400, "inputs.storage.bucket and inputs.storage.path are required", { field: "inputs.storage" });
+  }
+  const file = await readStorageObject(ctx.storage(), req, { bucket: ref.bucket, path: ref.path }, limit);
+  const type = checkMedia(spec.media, file.contentType, file.bytes);
+  const parameters = (fields.parameters ?? {}) as Record<string, unknown>;
+  return {
+    input: { kind: "media", media: new Blob([file.bytes as BufferSource], { type }), parameters } as TaskInput,
+    model,
+  };
+}
+
+/** The media itself as the body; only `?model=` may come with it. */
+async function readMediaBody(spec: MediaSpec, req: Request, limit: number) {
   const query = new URL(req.url).searchParams;
   for (const name of query.keys()) {
     if (name !== "model") throw new HttpError(400, `${name} is not a known query parameter`, { field: name });
   }
   const bytes = await readLimited(req, limit);
   const type = checkMedia(spec.media, req.headers.get("content-type"), bytes);
-  return {
-    input: { kind: "media", media: new Blob([bytes as BufferSource], { type }), parameters: {} },
-    model: query.get("model") ?? undefined,
-  };
+  const media = new Blob([bytes as BufferSource], { type });
+  return { input: { kind: "media", media, parameters: {} } as TaskInput, model: query.get("model") ?? undefined };
 }
 
 const storageRef = object({ bucket: text(100, { required: true }), path: text(1024, { required: true }) });
