@@ -299,8 +299,9 @@ begin
 end
 $$;
 
--- Forgets orphaned objects the Storage API has deleted; `paths` is a JSON array of paths.
-create or replace function public.inference_cache_forget_objects(paths jsonb)
+-- Forgets orphaned objects the Storage API has deleted; `paths` holds one path a line (a Storage
+-- key cannot contain a newline).
+create or replace function public.inference_cache_forget_objects(paths text)
 returns integer
 language sql
 volatile
@@ -309,7 +310,7 @@ set search_path = ''
 as $$
   with forgotten as (
     delete from cache.orphaned_objects o
-    where o.path in (select jsonb_array_elements_text(paths))
+    where o.path = any (string_to_array(paths, E'\n'))
     returning 1
   )
   select count(*)::integer from forgotten
@@ -383,14 +384,14 @@ revoke execute on function public.inference_cache_claim(text, text, text, double
 revoke execute on function public.inference_cache_put(text, text, text, text, text, text, bigint) from public, anon, authenticated;
 revoke execute on function public.inference_cache_release(text, uuid) from public, anon, authenticated;
 revoke execute on function public.inference_cache_evict(integer) from public, anon, authenticated;
-revoke execute on function public.inference_cache_forget_objects(jsonb) from public, anon, authenticated;
+revoke execute on function public.inference_cache_forget_objects(text) from public, anon, authenticated;
 revoke execute on function public.caption_job_record_cache(uuid, uuid, text) from public, anon, authenticated;
 grant execute on function public.inference_cache_lookup(text) to service_role;
 grant execute on function public.inference_cache_claim(text, text, text, double precision) to service_role;
 grant execute on function public.inference_cache_put(text, text, text, text, text, text, bigint) to service_role;
 grant execute on function public.inference_cache_release(text, uuid) to service_role;
 grant execute on function public.inference_cache_evict(integer) to service_role;
-grant execute on function public.inference_cache_forget_objects(jsonb) to service_role;
+grant execute on function public.inference_cache_forget_objects(text) to service_role;
 grant execute on function public.caption_job_record_cache(uuid, uuid, text) to service_role;
 
 -- Eviction every minute where pg_cron is installed. Without it, eviction still runs: the

@@ -138,7 +138,7 @@ export function createSupabaseCacheStore(db: SupabaseClient, { bucket = CACHE_BU
       if (paths.length === 0) return 0;
       const { error } = await db.storage.from(bucket).remove(paths);
       if (error) throw new CacheStoreError(`cache object removal failed: ${error.message}`);
-      return await rpc<number>("inference_cache_forget_objects", { paths });
+      return await rpc<number>("inference_cache_forget_objects", { paths: paths.join("\n") });
     },
   };
 }
