@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { cachedInference, type InferenceCall } from "../../supabase/functions/_shared/cached_inference.ts";
+import { CACHE_RULES, type CacheRule } from "../../supabase/functions/_shared/cache_policy.ts";
 import { cacheIdle } from "../../supabase/functions/_shared/result_cache.ts";
 import { makePng } from "../support/images.ts";
 import { countingUpstream, withCacheStack } from "./cache_helpers.ts";
@@ -33,6 +34,27 @@ Deno.test("cachedInference follows the policy table", opts, (t) =>
       assert.equal(upstream.calls, 1);
     });
 
+    await t.step("every task in the table: a miss, then a hit with no upstream call", async () => {
+      const qualifying: Record<CacheRule, Record<string, unknown>> = {
+        always: {},
+        seeded: { seed: 3 },
+        greedy: { temperature: 0 },
+      };
+      for (const [task, rule] of Object.entries(CACHE_RULES)) {
+        const binary = rule === "seeded";
+        const upstream = binary
+          ? countingUpstream(() => png.slice(), { contentType: task === "text-to-speech" ? "audio/flac" : "image/png" })
+          : countingUpstream(() => JSON.stringify({ task }));
+        const input = task.startsWith("image") || task.endsWith("detection") || task.startsWith("audio") ||
+            task === "automatic-speech-recognition"
+          ? { bytes: png }
+          : { json: `input for ${task}` };
+        const call = { task, model: MODEL, parameters: qualifying[rule], input, headers: new Headers() };
+        assert.deepEqual(await twice(call, upstream), ["MISS", "HIT"], task);
+        assert.equal(upstream.calls, 1, task);
+      }
+    });
+
     await t.step("an unseeded text-to-image is never cached and carries no X-Cache", async () => {
       const upstream = countingUpstream(() => png.slice(), { contentType: "image/png" });
       const call = {
@@ -42,10 +64,11 @@ Deno.test("cachedInference follows the policy table", opts, (t) =>
         input: { json: "a llama" },
         headers: new Headers(),
       };
+      const count = async () => (await stack.sql`select count(*)::int as n from cache.entries`)[0].n;
+      const before = await count();
       assert.deepEqual(await twice(call, upstream), [null, null]);
       assert.equal(upstream.calls, 2);
-      const [{ n }] = await stack.sql`select count(*)::int as n from cache.entries where task = 'text-to-image'`;
-      assert.equal(n, 0);
+      assert.equal(await count(), before, "nothing stored");
     });
 
     await t.step("a seeded text-to-image is cached; another seed is another entry", async () => {
