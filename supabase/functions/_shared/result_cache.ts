@@ -14,7 +14,8 @@ import type { CachedAnswer, CacheStore, Claim } from "./cache_store.ts";
 
 /** Tunables of a {@linkcode ResultCache}; every field has a default. */
 export interface ResultCacheOptions {
-  /** How long a claim holds a key before another instance may produce it (default 60 s). */
+  /** How long a claim holds a key before another instance may produce it (default 150 s: no request outlives the
+   * platform's idle timeout, so a live producer keeps its claim). */
   leaseSeconds?: number;
   /** How long an identical call waits for another producer before calling upstream itself (default 60 s). */
   waitMs?: number;
@@ -70,7 +71,7 @@ export function createResultCache(store: CacheStore, options: ResultCacheOptions
   return {
     store,
     options: {
-      leaseSeconds: options.leaseSeconds ?? 60,
+      leaseSeconds: options.leaseSeconds ?? 150,
       waitMs: options.waitMs ?? 60_000,
       storeTimeoutMs: options.storeTimeoutMs ?? 2000,
       maxEntryBytes: options.maxEntryBytes ?? 10 * 1024 * 1024,
