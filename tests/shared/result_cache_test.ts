@@ -213,6 +213,17 @@ Deno.test("withCache on a real database", opts, (t) =>
       assert.ok(Date.now() - started < 2000);
     });
 
+    await t.step("a store that fails after the claim still releases it", async () => {
+      const real = createSupabaseCacheStore(client(stack.apiUrl, stack.serviceRoleKey));
+      const broken: CacheStore = { ...real, save: () => Promise.reject(new Error("bucket full")) };
+      const cache = createResultCache(broken);
+      const upstream = countingUpstream(() => "{}");
+      const call = { key: await keyOf("save fails"), task: "summarization", model: MODEL };
+      assert.equal(await (await withCache(cache, call, upstream.produce)).text(), "{}");
+      await cacheIdle(cache);
+      assert.equal((await stack.sql`select 1 from cache.entries where key = ${call.key}`).length, 0);
+    });
+
     await t.step("the API roles cannot reach the cache", async () => {
       const anon = client(stack.apiUrl, stack.anonKey);
       const lookup = await anon.rpc("inference_cache_lookup", { cache_key: await keyOf("a long text") });

@@ -207,10 +207,16 @@ async function findOrClaim(cache: ResultCache, call: CachedCall): Promise<{ answ
 
 /**
  * Runs one cache operation with a timeout. Returns its result, or undefined when it failed or
- * timed out (logged; the cache is then skipped for `retryAfterFailureMs`). Never throws.
+ * timed out (logged; the cache is then skipped for `retryAfterFailureMs`), or was skipped.
+ * Never throws.
  */
-async function guarded<T>(cache: ResultCache, what: string, op: () => Promise<T>): Promise<T | undefined> {
-  if (skipping(cache)) return undefined;
+async function guarded<T>(
+  cache: ResultCache,
+  what: string,
+  op: () => Promise<T>,
+  { evenWhileSkipping = false } = {},
+): Promise<T | undefined> {
+  if (skipping(cache) && !evenWhileSkipping) return undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
@@ -237,7 +243,11 @@ function skipping(cache: ResultCache): boolean {
 
 function releaseClaim(cache: ResultCache, call: CachedCall, token: string): void {
   // Best effort: an unreleased claim only makes waiters wait out the lease.
-  inBackground(cache, guarded(cache, "release", () => cache.store.release(call.key, token)));
+  // Tried even while the cache is skipped after a failure: it frees waiters on other instances.
+  inBackground(
+    cache,
+    guarded(cache, "release", () => cache.store.release(call.key, token), { evenWhileSkipping: true }),
+  );
 }
 
 function maybeSweep(cache: ResultCache): void {
