@@ -22,12 +22,22 @@ Deno.test(
           return row;
         });
 
+      // A caption is stored just after its job is done.
+      const cached = async (bytes: Uint8Array) => {
+        const caption = await describe(bytes);
+        await waitFor("cached caption", async () =>
+          (await dev.stack.sql`select 1 from cache.entries where task = 'caption' and body->>'caption' = ${caption!}`)[
+            0
+          ]);
+      };
+
       const first = await admin.storage.from("images").upload("alice/cat.png", png, { contentType: "image/png" });
       assert.equal(first.error, null);
       const one = await captionOf(first.data!.id);
       assert.equal(one.caption, await describe(png));
       assert.equal(one.cache, "miss");
       assert.equal(fake.seen.length, 1);
+      await cached(png);
 
       const second = await admin.storage.from("images").upload("bob/renamed-copy.png", png, {
         contentType: "image/png",
@@ -43,6 +53,7 @@ Deno.test(
       assert.equal(three.caption, await describe(other));
       assert.equal(three.cache, "miss");
       assert.equal(fake.seen.length, 2);
+      await cached(other);
 
       // Replacing a file with new bytes clears the old outcome until the new caption is in.
       await admin.storage.from("images").upload("bob/renamed-copy.png", other, {

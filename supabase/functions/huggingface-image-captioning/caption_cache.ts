@@ -55,14 +55,19 @@ export async function captionByContent(
     await record(ctx, "hit");
     return caption;
   }
-  const fresh = await produce();
+  // Recorded while the model works, and stored after: neither adds to the job's time.
+  const [fresh] = await Promise.all([produce(), record(ctx, "miss")]);
   const bytes = new TextEncoder().encode(JSON.stringify({ caption: fresh }));
-  await bestEffort(
+  inBackground(bestEffort(
     "store",
     () => store.save({ key, task: CAPTION_CACHE_TASK, model, contentType: "application/json", bytes }),
-  );
-  await record(ctx, "miss");
+  ));
   return fresh;
+}
+
+// On Supabase, EdgeRuntime.waitUntil keeps the instance alive until the store ends.
+function inBackground(work: Promise<unknown>): void {
+  (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } }).EdgeRuntime?.waitUntil(work);
 }
 
 function parseCaption(text: string): string | undefined {
