@@ -224,6 +224,28 @@ Deno.test("withCache on a real database", opts, (t) =>
       assert.equal((await stack.sql`select 1 from cache.entries where key = ${call.key}`).length, 0);
     });
 
+    await t.step("an instance that stores also evicts, and deletes evicted objects through Storage", async () => {
+      const store = createSupabaseCacheStore(client(stack.apiUrl, stack.serviceRoleKey));
+      const oldKey = await keyOf("stale image", "text-to-speech");
+      const audio = new Uint8Array([1, 2, 3, 4]);
+      await store.save({ key: oldKey, task: "text-to-speech", model: MODEL, contentType: "audio/flac", bytes: audio });
+      const [{ path }] = await stack.sql`select object_path as path from cache.entries where key = ${oldKey}`;
+      await stack.sql`update cache.entries set created_at = now() - interval '40 days' where key = ${oldKey}`;
+
+      const cache = newCache();
+      const upstream = countingUpstream(() => "{}");
+      await (await withCache(
+        cache,
+        { key: await keyOf("fresh"), task: "summarization", model: MODEL },
+        upstream.produce,
+      ))
+        .text();
+      await cacheIdle(cache);
+      assert.equal((await stack.sql`select 1 from cache.entries where key = ${oldKey}`).length, 0);
+      assert.equal((await stack.sql`select 1 from storage.objects where name = ${path}`).length, 0);
+      assert.equal((await stack.sql`select 1 from cache.orphaned_objects`).length, 0);
+    });
+
     await t.step("the API roles cannot reach the cache", async () => {
       const anon = client(stack.apiUrl, stack.anonKey);
       const lookup = await anon.rpc("inference_cache_lookup", { cache_key: await keyOf("a long text") });

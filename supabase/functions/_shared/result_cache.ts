@@ -145,13 +145,12 @@ export async function withCache(
         return;
       }
       settle({ contentType, model: answeredBy, body: bytes, byteSize: bytes.byteLength, createdAt: new Date() });
-      const saved = await guarded(
-        cache,
-        "store",
-        () => cache.store.save({ key: call.key, task: call.task, model: answeredBy, contentType, bytes }),
-      );
-      if (saved === undefined && token) releaseClaim(cache, call, token);
-      if (saved !== undefined) maybeSweep(cache);
+      const saved = await guarded(cache, "store", async () => {
+        await cache.store.save({ key: call.key, task: call.task, model: answeredBy, contentType, bytes });
+        return true;
+      });
+      if (saved) maybeSweep(cache);
+      else if (token) releaseClaim(cache, call, token);
     })(),
   );
   return missResponse(new Response(toCaller, { status: res.status, statusText: res.statusText, headers: res.headers }));
