@@ -195,6 +195,7 @@ const scenarios: Record<string, () => Promise<void>> = {
   "text-to-image": textToImageScenario,
   pipeline: pipelineScenario,
   inference: inferenceScenario,
+  cache: () => import("./cache.ts").then((m) => m.cacheScenario()),
 };
 const chosen = Deno.args.length ? Deno.args : Object.keys(scenarios);
 for (const name of chosen) {

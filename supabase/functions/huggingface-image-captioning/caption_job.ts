@@ -6,6 +6,7 @@
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { HttpError } from "../_shared/http.ts";
 import { captionImage, type Hf } from "../_shared/huggingface.ts";
+import { captionByContent } from "./caption_cache.ts";
 import { sniffImageType } from "./image.ts";
 import { type ClaimedJob, claimJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
 import type { Semaphore } from "../_shared/semaphore.ts";
@@ -44,7 +45,7 @@ export async function captionWhenFree(ctx: CaptionJobContext, slots: Semaphore, 
 export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Promise<string> {
   try {
     const image = await downloadImage(ctx, job);
-    const caption = await captionImage(ctx.hf, image);
+    const caption = await captionByContent({ ...ctx, job }, image, () => captionImage(ctx.hf, image));
     // The caption is paid for: a passing database error must not send it round again.
     const outcome = await persistently(() => completeJob(ctx.db, job, caption, ctx.hf.config.imageToTextModel));
     if (outcome === "stale") console.warn(`caption of ${job.objectId} discarded: a newer attempt owns the job`);
