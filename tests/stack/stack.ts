@@ -17,6 +17,7 @@ import { createStorageApi } from "./storage_api.ts";
 import { createAuthApi } from "./auth_api.ts";
 import { withGatewayCors } from "./gateway_cors.ts";
 import { createSigningKey, type SigningKey } from "./signing_key.ts";
+import { createStorageList, isListRoute } from "./storage_list.ts";
 
 /** Options for {@linkcode startStack}. */
 export interface StackOptions {
@@ -109,6 +110,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const rest = createRestApi({ dbUrl, jwtSecret, jwks });
     const storage = createStorageApi({ dbUrl, jwtSecret, jwks, dataDir: storageDir });
     const auth = createAuthApi({ dbUrl, apiUrl, signingKey });
+    const list = createStorageList({ dbUrl, jwtSecret, jwks });
     cleanups.push(() => closeIdleConnections(dbUrl));
     return {
       apiUrl,
@@ -122,6 +124,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       storageDir,
       handleApi(req) {
         const path = new URL(req.url).pathname;
+        if (isListRoute(path)) return withGatewayCors(req, list);
         if (path.startsWith("/storage/v1/")) return withGatewayCors(req, storage);
         if (path.startsWith("/rest/v1/")) return withGatewayCors(req, rest);
         if (path.startsWith("/auth/v1/")) return withGatewayCors(req, auth);
