@@ -10,6 +10,8 @@ export const corsHeaders: Readonly<Record<string, string>> = {
   "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
   "Access-Control-Allow-Methods": "POST, OPTIONS",
   "Access-Control-Max-Age": "86400",
+  // A page can read only safelisted response headers unless they are exposed: the quota and the wait.
+  "Access-Control-Expose-Headers": "RateLimit, RateLimit-Policy, Retry-After, X-Model",
 };
 
 /** Answers the `OPTIONS` preflight and adds {@linkcode corsHeaders} to every other response. */
