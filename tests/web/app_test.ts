@@ -151,6 +151,8 @@ Deno.test({
         assert.equal(await page.getAttribute("#width", "aria-invalid"), "true");
         await screenshotBoth(page, "03-invalid-field", ["#generate-message", "#width"]);
         await page.fill("#width", "");
+        assert.equal(await page.getAttribute("#width", "aria-invalid"), null, "editing the field clears the complaint");
+        assert.equal(await page.isVisible("#generate-message"), false);
         await page.fill("#height", "");
       });
 

@@ -52,10 +52,12 @@ export function setupCaption(ctx: AppContext): void {
     await Promise.all(files.map(async (file) => {
       const key = uploadKey(ctx.userId!, file.name);
       const preview = URL.createObjectURL(file);
+      const thumbnail = el("img", { src: preview, alt: "" });
+      thumbnail.addEventListener("error", () => thumbnail.classList.add("broken"), { once: true });
       const item = el(
         "li",
         { "data-key": key },
-        el("img", { src: preview, alt: "" }),
+        thumbnail,
         el(
           "div",
           {},

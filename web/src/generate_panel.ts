@@ -34,6 +34,17 @@ export function setupGenerate(ctx: AppContext): void {
   const image = byId<HTMLImageElement>("generated-image");
   let objectUrl: string | undefined;
 
+  // Editing the field a 400 named clears the complaint.
+  form.addEventListener("input", (event) => {
+    const field = event.target as HTMLElement;
+    if (field.getAttribute("aria-invalid") !== "true") return;
+    field.removeAttribute("aria-invalid");
+    if (message.dataset.status === "400") {
+      delete message.dataset.status;
+      say(message, "");
+    }
+  });
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
