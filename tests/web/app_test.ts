@@ -347,7 +347,7 @@ Deno.test({
       await page.fill("#prompt", "one");
       await page.click("#generate");
       await page.waitForSelector("#generate-message.ok");
-      assert.match((await page.textContent("#quota"))!, /^Quota: 0 of 1 left/);
+      assert.match((await page.textContent("#quota"))!, /\b0 of 1 left/);
       await page.fill("#prompt", "two");
       await page.click("#generate");
       await page.waitForSelector("#generate-message.error");

@@ -50,7 +50,9 @@ export async function screenshotBoth(page: Page, name: string, visible: string[]
   for (const width of WIDTHS) {
     await page.setViewportSize({ width, height: 900 });
     await page.waitForTimeout(50);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    const overflow = await page.evaluate(() =>
+      document.documentElement.scrollWidth - document.documentElement.clientWidth
+    );
     if (overflow > 0) throw new Error(`${name} at ${width}px: the page is ${overflow}px wider than the screen`);
     for (const selector of visible) {
       const box = await page.locator(selector).first().boundingBox();
