@@ -328,6 +328,17 @@ Deno.test({
           await other.context().close();
         },
       );
+
+      await t.step("signing out and in as someone else in the same tab leaves nothing of the first user", async () => {
+        await page.click("#sign-out");
+        await page.waitForSelector("body[data-ready=signed-out]");
+        await signInAnonymously(page);
+        assert.notEqual(await page.getAttribute("#who", "title"), userId);
+        await page.waitForSelector("#gallery-message:has-text('No images yet')");
+        assert.equal(await page.locator("#gallery li, #caption-list li").count(), 0);
+        assert.equal(await page.isVisible("#generated"), false);
+        assert.equal(await page.getAttribute("#generated-image", "src"), null);
+      });
     });
   },
 });

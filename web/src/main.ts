@@ -44,14 +44,24 @@ async function main(): Promise<void> {
     // supabase-js must not be called from inside this callback: defer the loads.
     if (user && changed) {
       setTimeout(() => {
-        byId("gallery").replaceChildren();
-        byId("caption-list").replaceChildren();
+        clearUserViews();
         void ctx.refreshGallery();
         void loadTasks(ctx);
       }, 0);
     }
     document.body.dataset.ready = user ? "signed-in" : "signed-out";
   });
+}
+
+/** Forgets what the previous user saw: their image, captions, gallery, messages and task output. */
+function clearUserViews(): void {
+  for (const id of ["gallery", "caption-list", "task-output"]) byId(id).replaceChildren();
+  for (const id of ["generate-message", "caption-message", "gallery-message", "task-message", "auth-message"]) {
+    say(byId(id), "");
+  }
+  byId("generated").hidden = true;
+  byId<HTMLImageElement>("generated-image").removeAttribute("src");
+  byId("quota").hidden = true;
 }
 
 void main();
