@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer";
 import type { Browser, Page } from "npm:playwright-core@1.65.1";
 import { startWebHost, type WebHost } from "../stack/web_host.ts";
 import { makePng, tinyJpeg } from "../support/images.ts";
+import { corsHeaders } from "../../supabase/functions/_shared/cors.ts";
 import { type Local, withLocal } from "../support/local.ts";
 import { launchChromium, screenshotBoth } from "./browser.ts";
 
@@ -24,7 +25,7 @@ async function withApp(
   fn: (app: { local: Local; web: WebHost; browser: Browser; seen: Seen[]; gateway: Gateway }) => Promise<void>,
 ): Promise<void> {
   const seen: Seen[] = [];
-  const gateway: Gateway = { up: false, calls: [] };
+  const gateway: Gateway = { up: false, scripted: [], calls: [] };
   await withLocal(async (local) => {
     const web = await startWebHost({ port: 0, supabaseUrl: local.dev.apiUrl, supabaseKey: local.dev.stack.anonKey });
     let browser: Browser | undefined;
@@ -48,6 +49,7 @@ async function withApp(
       if (gateway.up && url.pathname.startsWith("/functions/v1/huggingface-inference")) {
         return fakeGateway(req, gateway);
       }
+      if (req.method === "POST" && url.pathname === "/functions/v1/text-to-image") return gateway.scripted.shift();
       return undefined;
     },
   });
@@ -59,6 +61,8 @@ async function withApp(
  */
 interface Gateway {
   up: boolean;
+  /** Answers for the next POSTs to text-to-image, in place of the function's. */
+  scripted: Response[];
   calls: { task: string; type: string | null; body: string }[];
 }
 
@@ -204,6 +208,36 @@ Deno.test({
         assert.equal(await page.isVisible("#generate-message"), false);
         await page.fill("#height", "");
       });
+
+      await t.step(
+        "a 429 in the quota contract's shape is shown with its wait, and the quota line with it",
+        async () => {
+          // The shape issue 7 specifies, with the functions' real CORS headers (they must expose RateLimit).
+          gateway.scripted.push(
+            Response.json({ error: "Quota reached", limit: "requests_per_minute", retry_after_seconds: 42 }, {
+              status: 429,
+              headers: {
+                ...corsHeaders,
+                "Retry-After": "42",
+                "RateLimit-Policy": '"requests_per_minute";q=10;w=60',
+                "RateLimit": '"requests_per_minute";r=0;t=42',
+              },
+            }),
+          );
+          await page.click("#generate");
+          await page.waitForSelector("#generate-message.error");
+          assert.equal(
+            await page.textContent("#generate-message"),
+            "Too many requests this minute. Try again in 42 s.",
+          );
+          assert.equal(await page.getAttribute("#generate-message", "data-status"), "429");
+          assert.equal(
+            await page.textContent("#quota"),
+            "Quota: 0 of 10 left (requests_per_minute), resets in 42 s",
+          );
+          await screenshotBoth(page, "03b-rate-limited", ["#generate-message", "#quota"]);
+        },
+      );
 
       await t.step("uploads are captioned in the page, a bad one says why, and the gallery shows them", async () => {
         await page.setInputFiles("#caption-files", [
