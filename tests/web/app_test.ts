@@ -233,7 +233,7 @@ Deno.test({
           assert.equal(await page.getAttribute("#generate-message", "data-status"), "429");
           assert.equal(
             await page.textContent("#quota"),
-            "Quota: 0 of 10 left (requests_per_minute), resets in 42 s",
+            "Quota: 0 of 10 requests left this minute, resets in 42 s",
           );
           await screenshotBoth(page, "03b-rate-limited", ["#generate-message", "#quota"]);
         },
@@ -392,7 +392,7 @@ Deno.test({
       await page.fill("#prompt", "one");
       await page.click("#generate");
       await page.waitForSelector("#generate-message.ok");
-      assert.match((await page.textContent("#quota"))!, /\b0 of 1 left/);
+      assert.match((await page.textContent("#quota"))!, /\b0 of 1 requests left this minute/);
       await page.fill("#prompt", "two");
       await page.click("#generate");
       await page.waitForSelector("#generate-message.error");
@@ -401,7 +401,7 @@ Deno.test({
         (await page.textContent("#generate-message"))!,
         /^Too many requests this minute\. Try again in \d+ s\.$/,
       );
-      assert.match((await page.textContent("#quota"))!, /0 of 1 left/);
+      assert.match((await page.textContent("#quota"))!, /0 of 1 requests left this minute/);
       await screenshotBoth(page, "08-quota-used", ["#generate-message", "#quota"]);
     });
   },

@@ -12,7 +12,7 @@ Deno.test("parseRateLimit reads the structured-field form with its policies", ()
   ]);
   assert.equal(
     describeQuotas(parseRateLimit(headers)),
-    "7 of 10 left (requests_per_minute), resets in 42 s · 91 of 100 left (units_per_day), resets in 1 h",
+    "7 of 10 requests left this minute, resets in 42 s · 91 of 100 units left today, resets in 1 h",
   );
 });
 
@@ -23,6 +23,10 @@ Deno.test("parseRateLimit reads the earlier drafts' dictionary form, and nothing
   assert.equal(
     describeQuotas(parseRateLimit(new Headers({ RateLimit: "limit=10, remaining=0, reset=30" }))),
     "0 of 10 left, resets in 30 s",
+  );
+  assert.equal(
+    describeQuotas(parseRateLimit(new Headers({ "RateLimit-Policy": '"burst";q=5', RateLimit: '"burst";r=4' }))),
+    "4 of 5 left (burst)",
   );
   assert.deepEqual(parseRateLimit(new Headers()), []);
   assert.deepEqual(parseRateLimit(new Headers({ RateLimit: '"x";t=5' })), []);

@@ -47,10 +47,18 @@ export function parseRateLimit(headers: Headers): Quota[] {
 export function describeQuotas(quotas: Quota[]): string {
   return quotas.map((q) => {
     const of = q.limit !== undefined ? ` of ${q.limit}` : "";
-    const window = q.policy === "default" ? "" : ` (${q.policy})`;
     const reset = q.resetSeconds !== undefined ? `, resets in ${formatSeconds(q.resetSeconds)}` : "";
-    return `${q.remaining}${of} left${window}${reset}`;
+    return `${q.remaining}${of} ${policyWords(q)}${reset}`;
   }).join(" · ");
+}
+
+/** "requests left this minute" for the quota issue's policy names (or their windows), else "left (name)". */
+function policyWords(q: Quota): string {
+  if (q.policy === "requests_per_minute" || (q.policy === "default" && q.windowSeconds === 60)) {
+    return "requests left this minute";
+  }
+  if (q.policy === "units_per_day" || (q.policy === "default" && q.windowSeconds === 86400)) return "units left today";
+  return q.policy === "default" ? "left" : `left (${q.policy})`;
 }
 
 /** Formats a wait for a person: "42 s", "3 min", "2 h 5 min". */
