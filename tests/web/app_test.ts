@@ -182,6 +182,17 @@ Deno.test({
         assert.deepEqual(comparison.first, [200, 80, 40, 255]);
         assert.equal(comparison.same, true, "every pixel equals the stand-in's PNG");
         await screenshotBoth(page, "02-generated", ["#generated-image", "#prompt", "#generate"]);
+        // Two columns on a laptop, one on a phone.
+        const tops = async () =>
+          await page.evaluate(() =>
+            ["generate-panel", "caption-panel"].map((id) => document.getElementById(id)!.getBoundingClientRect().top)
+          );
+        const [generateTop, captionTop] = await tops();
+        assert.equal(generateTop, captionTop, "side by side at 1280 px");
+        await page.setViewportSize({ width: 375, height: 900 });
+        const [phoneGenerateTop, phoneCaptionTop] = await tops();
+        assert.ok(phoneCaptionTop > phoneGenerateTop, "stacked at 375 px");
+        await page.setViewportSize({ width: 1280, height: 900 });
       });
 
       await t.step("the browser itself made the CORS preflight from the app's origin", () => {
@@ -191,6 +202,7 @@ Deno.test({
         assert.match(preflight.requestHeaders ?? "", /authorization/);
         const post = seen.find((s) => s.method === "POST" && s.path === "/functions/v1/text-to-image");
         assert.equal(post?.origin, webOrigin);
+        assert.ok(seen.indexOf(preflight) < seen.indexOf(post!), "the browser sent the POST only after the preflight");
         assert.ok(seen.some((s) => s.method === "OPTIONS" && s.path.startsWith("/auth/v1/")), "auth preflight");
       });
 
