@@ -25,7 +25,7 @@ async function withApp(
   fn: (app: { local: Local; web: WebHost; browser: Browser; seen: Seen[]; gateway: Gateway }) => Promise<void>,
 ): Promise<void> {
   const seen: Seen[] = [];
-  const gateway: Gateway = { up: false, scripted: [], calls: [] };
+  const gateway: Gateway = { state: "not deployed", scripted: [], calls: [] };
   await withLocal(async (local) => {
     const web = await startWebHost({ port: 0, supabaseUrl: local.dev.apiUrl, supabaseKey: local.dev.stack.anonKey });
     let browser: Browser | undefined;
@@ -46,7 +46,7 @@ async function withApp(
         origin: req.headers.get("origin"),
         requestHeaders: req.headers.get("access-control-request-headers"),
       });
-      if (gateway.up && url.pathname.startsWith("/functions/v1/huggingface-inference")) {
+      if (gateway.state !== "not deployed" && url.pathname.startsWith("/functions/v1/huggingface-inference")) {
         return fakeGateway(req, gateway);
       }
       if (req.method === "POST" && url.pathname === "/functions/v1/text-to-image") return gateway.scripted.shift();
@@ -60,7 +60,8 @@ async function withApp(
  * models, cost; POST /<task>), until that function lands in this tree.
  */
 interface Gateway {
-  up: boolean;
+  /** Not deployed: the local gateway's bare 404; `404`: a 404 the browser can read (CORS); up: the gateway. */
+  state: "not deployed" | "404" | "up";
   /** Answers for the next POSTs to text-to-image, in place of the function's. */
   scripted: Response[];
   calls: { task: string; type: string | null; body: string }[];
@@ -74,6 +75,12 @@ const CORS = {
 
 async function fakeGateway(req: Request, gateway: Gateway): Promise<Response> {
   if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS });
+  if (gateway.state === "404") {
+    return Response.json({ code: "NOT_FOUND", message: "Requested function was not found" }, {
+      status: 404,
+      headers: CORS,
+    });
+  }
   const task = new URL(req.url).pathname.split("/")[4];
   if (req.method === "GET" && !task) {
     return Response.json({
@@ -301,8 +308,17 @@ Deno.test({
       await t.step(
         "Other tasks: hidden without the gateway, built from its GET description once it answers",
         async () => {
+          await page.waitForSelector("body[data-tasks=absent]");
           assert.equal(await page.isVisible("#tasks-panel"), false);
-          gateway.up = true;
+          gateway.state = "404";
+          const described = page.waitForResponse((res) =>
+            res.url().endsWith("/functions/v1/huggingface-inference") && res.request().method() === "GET"
+          );
+          await page.reload();
+          assert.equal((await described).status(), 404);
+          await page.waitForSelector("body[data-tasks=absent]");
+          assert.equal(await page.isVisible("#tasks-panel"), false, "a readable 404 hides the panel");
+          gateway.state = "up";
           await page.reload();
           await page.waitForSelector("body[data-ready=signed-in]");
           await page.waitForSelector("#tasks-panel", { state: "visible" });

@@ -19,15 +19,19 @@ export async function loadTasks(ctx: AppContext): Promise<void> {
   try {
     res = await fetch(`${ctx.url}/functions/v1/${GATEWAY}`, { headers: await functionHeaders(ctx) });
   } catch {
+    // A gateway that answers without CORS headers (e.g. a bare 404) is a failed fetch here.
     panel.hidden = true;
+    document.body.dataset.tasks = "absent";
     return;
   }
   if (res.status === 404) {
     await res.body?.cancel();
     panel.hidden = true;
+    document.body.dataset.tasks = "absent";
     return;
   }
   panel.hidden = false;
+  document.body.dataset.tasks = "shown";
   if (!res.ok) return say(message, `The task list is unavailable: ${(await readFunctionError(res)).message}`, "error");
   const tasks = readTaskCatalog(await res.json().catch(() => null));
   if (!tasks.length) return say(message, "The gateway describes no tasks.", "error");
