@@ -70,6 +70,14 @@ Deno.test("Auth stand-in: supabase-js signs in anonymously, signs up, signs in, 
     const signIn = await supabase.auth.signInWithPassword({ email, password: "correct horse" });
     assert.equal(signIn.error, null);
     assert.equal(signIn.data.user?.id, signUp.data.user?.id);
+    const noKey = await fetch(`${local.dev.apiUrl}/auth/v1/signup`, { method: "POST", body: "{}" });
+    assert.equal(noKey.status, 401, "the gateway wants an API key, as on the platform");
+    await noKey.body?.cancel();
+    const apiKeyAsUser = await fetch(`${local.dev.apiUrl}/auth/v1/user`, {
+      headers: { apikey: local.dev.stack.anonKey, authorization: `Bearer ${local.dev.stack.anonKey}` },
+    });
+    assert.equal(apiKeyAsUser.status, 403, "the anon key is not a signed-in user");
+    assert.equal((await apiKeyAsUser.json()).error_code, "bad_jwt");
     const [stored] = await local.dev.stack.sql`select encrypted_password from auth.users where email = ${email}`;
     assert.match(stored.encrypted_password, /^\$2[ab]\$10\$/, "bcrypt, never the password itself");
   });
