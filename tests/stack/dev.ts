@@ -151,6 +151,7 @@ async function main() {
   // The web app (web/), on its own origin like any static host.
   const web = await startWebHost({
     port: Number(env.WEB_PORT ?? 3000),
+    orFreePort: env.WEB_PORT === undefined,
     supabaseUrl: dev.apiUrl,
     supabaseKey: dev.stack.anonKey,
   }).catch(async (error) => {

@@ -11,6 +11,8 @@ import { buildWeb } from "../../web/build.ts";
 export interface WebHostOptions {
   /** 0 picks a free port. */
   port: number;
+  /** When `port` is taken, serve on a free one instead of failing (for a default port, as dev servers do). */
+  orFreePort?: boolean;
   supabaseUrl: string;
   supabaseKey: string;
 }
@@ -35,7 +37,7 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     await buildWeb({ outDir: dir, config: { supabaseUrl: opts.supabaseUrl, supabaseKey: opts.supabaseKey } });
     const files = new Map<string, Uint8Array<ArrayBuffer>>();
     for await (const entry of Deno.readDir(dir)) files.set(entry.name, await Deno.readFile(`${dir}/${entry.name}`));
-    const server = Deno.serve({ hostname: "127.0.0.1", port: opts.port, onListen() {} }, (req) => {
+    const handler = (req: Request) => {
       const name = new URL(req.url).pathname.slice(1) || "index.html";
       const body = files.get(name);
       if (!body || !["GET", "HEAD"].includes(req.method)) return new Response("Not found", { status: 404 });
@@ -45,7 +47,15 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
           "cache-control": "no-store",
         },
       });
-    });
+    };
+    const serve = (port: number) => Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, handler);
+    let server: Deno.HttpServer<Deno.NetAddr>;
+    try {
+      server = serve(opts.port);
+    } catch (error) {
+      if (!(opts.orFreePort && error instanceof Deno.errors.AddrInUse)) throw error;
+      server = serve(0);
+    }
     return {
       url: `http://127.0.0.1:${server.addr.port}/`,
       async stop() {
