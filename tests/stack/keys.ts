@@ -57,6 +57,9 @@ export async function signUserToken(
     .sign(secretKey(secret));
 }
 
+// One jose key set per published JWKS, built on first use.
+const keySets = new WeakMap<JSONWebKeySet, ReturnType<typeof createLocalJWKSet>>();
+
 /**
  * Verifies a token and returns its claims: HS256 with the shared secret, or (with `jwks`, the Auth
  * stand-in's public keys) ES256/RS256 by `kid`, as the platform accepts both.
@@ -68,7 +71,9 @@ export async function verifyApiJwt(
   jwks?: JSONWebKeySet,
 ): Promise<ApiClaims> {
   if (jwks && decodeProtectedHeader(token).alg !== "HS256") {
-    const { payload } = await jwtVerify<ApiClaims>(token, createLocalJWKSet(jwks), { algorithms: ["ES256", "RS256"] });
+    let keySet = keySets.get(jwks);
+    if (!keySet) keySets.set(jwks, keySet = createLocalJWKSet(jwks));
+    const { payload } = await jwtVerify<ApiClaims>(token, keySet, { algorithms: ["ES256", "RS256"] });
     return payload;
   }
   const { payload } = await jwtVerify<ApiClaims>(token, secretKey(secret), {
