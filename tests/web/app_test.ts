@@ -131,6 +131,7 @@ async function signInAnonymously(page: Page): Promise<void> {
 
 Deno.test({
   name: "web app in Chromium: sign in, generate, validation, captions, per-user gallery, CORS, at 375 and 1280 px",
+  // playwright-core keeps timers and pipes of its own until the browser closes, which the finally does.
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
