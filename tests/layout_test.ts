@@ -18,7 +18,7 @@ async function* sourceFiles(dir: URL): AsyncGenerator<URL> {
 
 Deno.test("every npm package is pinned to one exact version across the repo", async () => {
   const versions = new Map<string, Set<string>>();
-  for (const dir of ["supabase/functions/", "tests/"]) {
+  for (const dir of ["supabase/functions/", "tests/", "web/"]) {
     for await (const file of sourceFiles(new URL(dir, ROOT))) {
       for (
         const [, name, version] of (await Deno.readTextFile(file)).matchAll(/"npm:((?:@[\w.-]+\/)?[\w.-]+)@?([^"/]*)/g)

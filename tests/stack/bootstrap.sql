@@ -50,6 +50,40 @@ create table if not exists auth.users (
   created_at timestamptz default now()
 );
 
+-- What the Auth stand-in (auth_api.ts) keeps: Auth's own columns and its sessions and refresh tokens.
+alter table auth.users
+  add column if not exists aud text,
+  add column if not exists role text,
+  add column if not exists encrypted_password text,
+  add column if not exists email_confirmed_at timestamptz,
+  add column if not exists last_sign_in_at timestamptz,
+  add column if not exists raw_app_meta_data jsonb,
+  add column if not exists raw_user_meta_data jsonb,
+  add column if not exists is_anonymous boolean not null default false,
+  add column if not exists updated_at timestamptz default now();
+create unique index if not exists users_email_partial_key on auth.users (email) where email is not null;
+
+create table if not exists auth.sessions (
+  id uuid primary key default gen_random_uuid(),
+  user_id uuid not null references auth.users (id) on delete cascade,
+  aal text,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  refreshed_at timestamptz,
+  not_after timestamptz
+);
+
+create table if not exists auth.refresh_tokens (
+  id bigserial primary key,
+  token text unique,
+  user_id text,
+  session_id uuid references auth.sessions (id) on delete cascade,
+  revoked boolean not null default false,
+  parent text,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now()
+);
+
 -- The claims PostgREST (and our rest/storage stand-ins) put in the transaction-local GUC.
 create or replace function auth.jwt() returns jsonb
 language sql stable

@@ -10,6 +10,7 @@ import type { Env } from "../../supabase/functions/_shared/env.ts";
 import { createFunctionsRouter, loadFunctions } from "./functions.ts";
 import { type Stack, startStack } from "./stack.ts";
 import { freePort } from "./testing.ts";
+import { startWebHost } from "./web_host.ts";
 
 /** What {@linkcode startDev} needs; ports 0 pick free ones. */
 export interface DevOptions {
@@ -147,9 +148,20 @@ async function main() {
     env,
   });
   const fe = dev.functionsEnv;
+  // The web app (web/), on its own origin like any static host.
+  const web = await startWebHost({
+    port: Number(env.WEB_PORT ?? 3000),
+    orFreePort: env.WEB_PORT === undefined,
+    supabaseUrl: dev.apiUrl,
+    supabaseKey: dev.stack.anonKey,
+  }).catch(async (error) => {
+    await dev.stop();
+    throw error;
+  });
   console.log(`
 Local Supabase stand-in is running.
 
+         Web app: ${web.url}
          API URL: ${dev.apiUrl}
    Functions URL: ${dev.apiUrl}/functions/v1/<name>
           DB URL: ${dev.stack.dbUrl}
@@ -160,6 +172,7 @@ service_role key: ${dev.stack.serviceRoleKey}
 
 Press Ctrl-C to stop.`);
   const stop = async () => {
+    await web.stop();
     await dev.stop();
     Deno.exit(0);
   };

@@ -3,7 +3,14 @@
  *
  * @module
  */
-import { type JWTPayload, jwtVerify, SignJWT } from "npm:jose@6.2.17";
+import {
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  type JSONWebKeySet,
+  type JWTPayload,
+  jwtVerify,
+  SignJWT,
+} from "npm:jose@6.2.17";
 
 /** The CLI's default local JWT secret. */
 export const LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
@@ -50,11 +57,25 @@ export async function signUserToken(
     .sign(secretKey(secret));
 }
 
-/** Verifies an HS256 token and returns its claims; throws jose's error when it is malformed, forged or expired. */
+// One jose key set per published JWKS, built on first use.
+const keySets = new WeakMap<JSONWebKeySet, ReturnType<typeof createLocalJWKSet>>();
+
+/**
+ * Verifies a token and returns its claims: HS256 with the shared secret, or (with `jwks`, the Auth
+ * stand-in's public keys) ES256/RS256 by `kid`, as the platform accepts both.
+ * Throws jose's error when it is malformed, forged, expired or signed by an unknown key.
+ */
 export async function verifyApiJwt(
   token: string,
   secret: string = LOCAL_JWT_SECRET,
+  jwks?: JSONWebKeySet,
 ): Promise<ApiClaims> {
+  if (jwks && decodeProtectedHeader(token).alg !== "HS256") {
+    let keySet = keySets.get(jwks);
+    if (!keySet) keySets.set(jwks, keySet = createLocalJWKSet(jwks));
+    const { payload } = await jwtVerify<ApiClaims>(token, keySet, { algorithms: ["ES256", "RS256"] });
+    return payload;
+  }
   const { payload } = await jwtVerify<ApiClaims>(token, secretKey(secret), {
     algorithms: ["HS256"],
   });

@@ -5,6 +5,7 @@
  * @module
  */
 import type postgres from "npm:postgres@3.4.9";
+import type { JSONWebKeySet } from "npm:jose@6.2.17";
 import { actAs } from "./db_role.ts";
 import { transaction, withConnection } from "./db_session.ts";
 import { type ApiClaims, verifyApiJwt } from "./keys.ts";
@@ -14,6 +15,8 @@ export interface RestApiOptions {
   /** A superuser URL; each request opens its own connection and switches role inside one transaction. */
   dbUrl: string;
   jwtSecret: string;
+  /** Public keys of the Auth stand-in: user tokens signed ES256 verify against them. */
+  jwks?: JSONWebKeySet;
   /** Schemas reachable through Accept-Profile/Content-Profile; the first is the default. */
   schemas?: string[];
 }
@@ -51,7 +54,7 @@ export function createRestApi(opts: RestApiOptions): (req: Request) => Promise<R
     let role = "anon";
     try {
       if (!url.pathname.startsWith(PREFIX)) throw notFound(url.pathname);
-      const auth = await authenticate(req, opts.jwtSecret);
+      const auth = await authenticate(req, opts.jwtSecret, opts.jwks);
       role = auth.role;
       const schema = pickSchema(req, schemas);
       const resource = decodeURIComponent(url.pathname.slice(PREFIX.length));
@@ -79,6 +82,7 @@ export function createRestApi(opts: RestApiOptions): (req: Request) => Promise<R
 async function authenticate(
   req: Request,
   secret: string,
+  jwks?: JSONWebKeySet,
 ): Promise<{ role: string; claims: ApiClaims }> {
   const apikey = req.headers.get("apikey") ?? new URL(req.url).searchParams.get("apikey");
   if (!apikey) {
@@ -90,7 +94,7 @@ async function authenticate(
   }
   const token = req.headers.get("authorization")?.replace(/^bearer\s+/i, "") || apikey;
   try {
-    const claims = await verifyApiJwt(token, secret);
+    const claims = await verifyApiJwt(token, secret, jwks);
     return { role: claims.role ?? "anon", claims };
   } catch (e) {
     const expired = (e as { code?: string }).code === "ERR_JWT_EXPIRED";

@@ -14,6 +14,10 @@ import { closeIdleConnections } from "./db_session.ts";
 import { guardPostgresJsNullSocket } from "./postgres_js_guard.ts";
 import { createRestApi } from "./rest_api.ts";
 import { createStorageApi } from "./storage_api.ts";
+import { createAuthApi } from "./auth_api.ts";
+import { withGatewayCors } from "./gateway_cors.ts";
+import { createSigningKey, type SigningKey } from "./signing_key.ts";
+import { createStorageList, isListRoute } from "./storage_list.ts";
 
 /** Options for {@linkcode startStack}. */
 export interface StackOptions {
@@ -42,11 +46,13 @@ export interface Stack {
   jwtSecret: string;
   anonKey: string;
   serviceRoleKey: string;
+  /** The Auth stand-in's ES256 key: its access tokens, published at /auth/v1/.well-known/jwks.json. */
+  signingKey: SigningKey;
   /** The PostgreSQL this stack started (null with `databaseUrl`), e.g. for restart tests. */
   postgres: PostgresInstance | null;
   /** Directory holding stored object bytes (removed by stop). */
   storageDir: string;
-  /** Answers `/storage/v1/*` and `/rest/v1/*`; null for any other path. */
+  /** Answers `/auth/v1/*`, `/storage/v1/*` and `/rest/v1/*` (with the gateway's CORS); null for any other path. */
   handleApi(req: Request): Promise<Response | null>;
   /** Stops everything this stack started and removes its temp dirs; safe to call twice. */
   stop(): Promise<void>;
@@ -98,22 +104,30 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     }
 
     const jwtSecret = LOCAL_JWT_SECRET;
-    const rest = createRestApi({ dbUrl, jwtSecret });
-    const storage = createStorageApi({ dbUrl, jwtSecret, dataDir: storageDir });
+    const apiUrl = `http://127.0.0.1:${opts.apiPort}`;
+    const signingKey = await createSigningKey();
+    const jwks = signingKey.jwks;
+    const rest = createRestApi({ dbUrl, jwtSecret, jwks });
+    const storage = createStorageApi({ dbUrl, jwtSecret, jwks, dataDir: storageDir });
+    const auth = createAuthApi({ dbUrl, apiUrl, signingKey });
+    const list = createStorageList({ dbUrl, jwtSecret, jwks });
     cleanups.push(() => closeIdleConnections(dbUrl));
     return {
-      apiUrl: `http://127.0.0.1:${opts.apiPort}`,
+      apiUrl,
       dbUrl,
       sql,
       jwtSecret,
       anonKey: await signKey("anon", jwtSecret),
       serviceRoleKey: await signKey("service_role", jwtSecret),
+      signingKey,
       postgres: pg,
       storageDir,
       handleApi(req) {
         const path = new URL(req.url).pathname;
-        if (path.startsWith("/storage/v1/")) return storage(req);
-        if (path.startsWith("/rest/v1/")) return rest(req);
+        if (isListRoute(path)) return withGatewayCors(req, list);
+        if (path.startsWith("/storage/v1/")) return withGatewayCors(req, storage);
+        if (path.startsWith("/rest/v1/")) return withGatewayCors(req, rest);
+        if (path.startsWith("/auth/v1/")) return withGatewayCors(req, auth);
         return Promise.resolve(null);
       },
       stop,

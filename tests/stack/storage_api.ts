@@ -7,17 +7,20 @@
  * @module
  */
 import type postgres from "npm:postgres@3.4.9";
-import { jwtVerify, SignJWT } from "npm:jose@6.2.17";
+import { type JSONWebKeySet, jwtVerify, SignJWT } from "npm:jose@6.2.17";
 import { createHash } from "node:crypto";
 import { actAs } from "./db_role.ts";
 import { transaction, withConnection } from "./db_session.ts";
 import { parseMultipart } from "./multipart.ts";
+import { verifyApiJwt } from "./keys.ts";
 
 /** Options for {@linkcode createStorageApi}. */
 export interface StorageApiOptions {
   /** A superuser URL; each request opens its own connection (see db_session.ts). */
   dbUrl: string;
   jwtSecret: string;
+  /** Public keys of the Auth stand-in: user tokens signed ES256 verify against them. */
+  jwks?: JSONWebKeySet;
   /** Directory for object bytes (created when missing). */
   dataDir: string;
   /** Upload limit in bytes before bucket limits (the CLI default is 50 MiB). */
@@ -65,7 +68,7 @@ export function createStorageApi(opts: StorageApiOptions): (req: Request) => Pro
 }
 
 /** Per-request context: options plus this request's connection. */
-type Ctx = Required<StorageApiOptions> & { sql: postgres.Sql };
+type Ctx = Required<Omit<StorageApiOptions, "jwks">> & Pick<StorageApiOptions, "jwks"> & { sql: postgres.Sql };
 
 /** Dispatches one request by method and path; throws StorageError or database errors. */
 async function route(ctx: Ctx, req: Request): Promise<Response> {
@@ -107,7 +110,7 @@ async function caller(ctx: Ctx, req: Request): Promise<Caller> {
   const token = (req.headers.get("authorization") ?? "").replace(/^bearer\s+/i, "");
   if (!token) throw new StorageError(403, "AccessDenied", "jwt must be provided");
   try {
-    const { payload } = await jwtVerify(token, secretKey(ctx.jwtSecret), { algorithms: ["HS256"] });
+    const payload = await verifyApiJwt(token, ctx.jwtSecret, ctx.jwks);
     return { role: String(payload.role ?? "anon"), claims: payload, owner: payload.sub ?? null };
   } catch (e) {
     throw new StorageError(403, "AccessDenied", jwtMessage(e));

@@ -270,8 +270,8 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
         contentType: "image/png",
       });
       assert.equal(fine.error, null);
-      const list = await admin.storage.from("images").list();
-      assert.equal(list.error?.status, 404, "list() is not part of the stand-in and must say so");
+      const move = await admin.storage.from("images").move("a.txt", "b.txt");
+      assert.equal(move.error?.status, 404, "move() is not part of the stand-in and must say so");
       const none = await admin.storage.from("no-such-bucket").upload("a.txt", "x");
       assert.equal(none.error?.statusCode, "404");
       assert.equal(none.error?.message, "Bucket not found");

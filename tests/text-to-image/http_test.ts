@@ -27,6 +27,7 @@ async function withDevServer(hfUrl: string, fn: (api: string, anonKey: string) =
     env: {
       API_PORT: String(apiPort),
       DB_PORT: String(dbPort),
+      WEB_PORT: "0",
       TMPDIR: tmp,
       HUGGING_FACE_ACCESS_TOKEN: HF_TOKEN,
       HF_BASE_URL: hfUrl,
@@ -48,6 +49,12 @@ async function withDevServer(hfUrl: string, fn: (api: string, anonKey: string) =
       banner += value;
     }
     assert.match(banner, new RegExp(`API URL: http://127.0.0.1:${apiPort}`));
+    // The web app, on its own port, configured for this stack.
+    const webUrl = /Web app: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(banner)![1];
+    assert.equal(
+      (await (await fetch(new URL("config.json", webUrl))).json()).supabaseUrl,
+      `http://127.0.0.1:${apiPort}`,
+    );
     const anonKey = /anon key: (\S+)/.exec(banner)![1];
     await fn(`http://127.0.0.1:${apiPort}`, anonKey);
   } finally {

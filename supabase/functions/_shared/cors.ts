@@ -10,8 +10,8 @@ export const corsHeaders: Readonly<Record<string, string>> = {
   "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
   "Access-Control-Allow-Methods": "POST, OPTIONS",
   "Access-Control-Max-Age": "86400",
-  // So a browser can read which model answered, and when to retry.
-  "Access-Control-Expose-Headers": "X-Model, Retry-After",
+  // A page can read only safelisted response headers unless they are exposed: the quota, the wait, the model, the cache.
+  "Access-Control-Expose-Headers": "RateLimit, RateLimit-Policy, Retry-After, X-Model, X-Cache",
 };
 
 /** Answers the `OPTIONS` preflight and adds {@linkcode corsHeaders} to every other response. */
