@@ -27,6 +27,8 @@ export interface StackOptions {
   supabaseDir?: string;
   /** Parent of the stack's temp dirs (default: the system temp dir). */
   tempRoot?: string;
+  /** The project's JWT secret: REST and Storage verify with it and the keys are signed with it (default: the CLI's). */
+  jwtSecret?: string;
 }
 
 /** A running stack. */
@@ -97,7 +99,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       cleanups.push(() => worker.stop());
     }
 
-    const jwtSecret = LOCAL_JWT_SECRET;
+    const jwtSecret = opts.jwtSecret ?? LOCAL_JWT_SECRET;
     const rest = createRestApi({ dbUrl, jwtSecret });
     const storage = createStorageApi({ dbUrl, jwtSecret, dataDir: storageDir });
     cleanups.push(() => closeIdleConnections(dbUrl));
