@@ -9,6 +9,7 @@
 const CLI_DIR = new URL("../../tools/supabase-cli/", import.meta.url).pathname;
 const BIN = `${CLI_DIR}node_modules/.bin/supabase`;
 const INSTALLED_PACKAGE = `${CLI_DIR}node_modules/supabase/package.json`;
+const CLI_TMP = `${CLI_DIR}.tmp`;
 
 /** The repo root: the directory holding `supabase/`. */
 export const REPO_ROOT: string = new URL("../../", import.meta.url).pathname;
@@ -65,10 +66,12 @@ export interface RunOptions {
 export async function runSupabase(args: string[], opts: RunOptions = {}): Promise<CliResult> {
   const bin = await ensureSupabaseCli();
   const workdir = opts.workdir ?? REPO_ROOT;
+  // The binary unpacks a native module into TMPDIR and leaves it there: give it a directory of its own.
+  await Deno.mkdir(CLI_TMP, { recursive: true });
   const out = await new Deno.Command(bin, {
     args: [...args, "--workdir", workdir],
     cwd: workdir,
-    env: { ...QUIET_ENV, ...opts.env },
+    env: { ...QUIET_ENV, TMPDIR: CLI_TMP, ...opts.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -109,6 +112,8 @@ function decode(bytes: Uint8Array): string {
 if (import.meta.main) {
   // `deno task supabase …`: the pinned CLI with the caller's arguments and terminal.
   const bin = await ensureSupabaseCli();
-  const status = await new Deno.Command(bin, { args: Deno.args, cwd: REPO_ROOT }).spawn().status;
+  await Deno.mkdir(CLI_TMP, { recursive: true });
+  const env = { TMPDIR: CLI_TMP };
+  const status = await new Deno.Command(bin, { args: Deno.args, cwd: REPO_ROOT, env }).spawn().status;
   Deno.exit(status.code);
 }
