@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { prepareDatabase } from "./database.ts";
-import { startPostgres } from "./postgres.ts";
+import { startMigratedPostgres } from "./stack_template.ts";
 import { runSupabase } from "./supabase_cli.ts";
 import { freePort } from "./testing.ts";
 
@@ -70,9 +69,8 @@ function failsAdvisor(f: AdvisorFinding): boolean {
 }
 
 async function main(): Promise<number> {
-  const pg = await startPostgres({ port: freePort() });
+  const pg = await startMigratedPostgres({ port: freePort() });
   try {
-    await prepareDatabase(pg.url);
     const result = await checkDatabase(pg.url);
     const failing = result.findings.filter(failsAdvisor).length;
     console.log(`supabase db advisors --type all: ${result.findings.length} finding(s), ${failing} WARN/ERROR`);

@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
 import postgres from "npm:postgres@3.4.9";
-import { prepareDatabase } from "./database.ts";
 import { PGTAP_DIR, pgTapFiles, runPgTap } from "./pgtap.ts";
-import { startPostgres } from "./postgres.ts";
+import { startMigratedPostgres } from "./stack_template.ts";
 import { freePort } from "./testing.ts";
 
 Deno.test("the pgTAP suite passes on a freshly migrated database, and fails when a policy is missing", async (t) => {
-  const pg = await startPostgres({ port: freePort() });
+  const pg = await startMigratedPostgres({ port: freePort() });
   const sql = postgres(pg.url, { onnotice: () => {} });
   try {
-    await prepareDatabase(pg.url);
     const files = await pgTapFiles();
     assert.ok(files.length >= 5, `pgTAP files in ${PGTAP_DIR}`);
 

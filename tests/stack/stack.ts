@@ -9,10 +9,11 @@ import postgres from "npm:postgres@3.4.9";
 import { prepareDatabase } from "./database.ts";
 import { LOCAL_JWT_SECRET, signKey } from "./keys.ts";
 import { type PgNetWorker, startPgNetWorker } from "./pg_net_worker.ts";
-import { type PostgresInstance, startPostgres } from "./postgres.ts";
+import type { PostgresInstance } from "./postgres.ts";
 import { closeIdleConnections } from "./db_session.ts";
 import { guardPostgresJsNullSocket } from "./postgres_js_guard.ts";
 import { createRestApi } from "./rest_api.ts";
+import { startMigratedPostgres } from "./stack_template.ts";
 import { createStorageApi } from "./storage_api.ts";
 
 /** Options for {@linkcode startStack}. */
@@ -66,11 +67,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   try {
     let pg: PostgresInstance | null = null;
     if (!opts.databaseUrl) {
-      pg = await startPostgres({ port: opts.dbPort, tempRoot: opts.tempRoot });
+      // Migrated with `supabase db push` once per set of migrations, then copied (see stack_template.ts).
+      pg = await startMigratedPostgres({ port: opts.dbPort, tempRoot: opts.tempRoot, supabaseDir: opts.supabaseDir });
       cleanups.push(() => pg!.stop());
     }
     const dbUrl = opts.databaseUrl ?? pg!.url;
-    await prepareDatabase(dbUrl, { supabaseDir: opts.supabaseDir });
+    if (opts.databaseUrl) await prepareDatabase(dbUrl, { supabaseDir: opts.supabaseDir });
 
     const storageDir = await Deno.makeTempDir({
       prefix: "supa-stack-storage-",

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { prepareDatabase } from "./database.ts";
-import { startPostgres } from "./postgres.ts";
+import { startMigratedPostgres } from "./stack_template.ts";
 import { REPO_ROOT, runSupabase } from "./supabase_cli.ts";
 import { freePort } from "./testing.ts";
 
@@ -35,9 +34,8 @@ export async function generateTypes(url: string): Promise<string> {
 
 /** Generates the types from a fresh database with every migration applied; throws when a step fails. */
 export async function generateFreshTypes(): Promise<string> {
-  const pg = await startPostgres({ port: freePort() });
+  const pg = await startMigratedPostgres({ port: freePort() });
   try {
-    await prepareDatabase(pg.url);
     return await generateTypes(pg.url);
   } finally {
     await pg.stop();
