@@ -20,7 +20,7 @@ export async function pinnedCliVersion(): Promise<string> {
   return pkg.devDependencies.supabase;
 }
 
-/** Installs the pinned CLI with `npm ci` unless it is there already; returns its path; throws when npm fails. */
+/** Installs the pinned CLI with npm unless it is there already; returns its path; throws when npm fails. */
 export async function ensureSupabaseCli(): Promise<string> {
   const wanted = await pinnedCliVersion();
   if (await installedVersion() === wanted) return BIN;
@@ -29,15 +29,17 @@ export async function ensureSupabaseCli(): Promise<string> {
   try {
     await lock.lock(true);
     if (await installedVersion() === wanted) return BIN;
+    // Not `npm ci`: it insists that the lock lists every platform's optional binary package, and
+    // npm records only the ones the registry in use serves. `npm install` keeps to the lock's versions.
     const out = await new Deno.Command("npm", {
-      args: ["ci", "--no-audit", "--no-fund", "--loglevel=error"],
+      args: ["install", "--no-audit", "--no-fund", "--loglevel=error"],
       cwd: CLI_DIR,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).output();
     if (!out.success) {
-      throw new Error(`supabase cli: npm ci in ${CLI_DIR} failed:\n${decode(out.stdout)}${decode(out.stderr)}`);
+      throw new Error(`supabase cli: npm install in ${CLI_DIR} failed:\n${decode(out.stdout)}${decode(out.stderr)}`);
     }
     return BIN;
   } finally {
