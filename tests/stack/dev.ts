@@ -17,7 +17,7 @@ import { createFunctionsRouter, loadFunctions } from "./functions.ts";
 import { type Stack, startStack } from "./stack.ts";
 import { freePort } from "./testing.ts";
 
-/** The token the functions get when `deno task dev` runs the local Hugging Face stand-in (it takes any). */
+/** The token the functions get when none is set: the local stand-in (or an HF_BASE_URL server) takes any. */
 export const STAND_IN_HF_TOKEN = "hf_local_stand_in";
 
 /** What {@linkcode startDev} needs; ports 0 pick free ones. */
@@ -64,7 +64,8 @@ export async function startDev(opts: DevOptions): Promise<Dev> {
     const webhookSecret = await syncVaultSecrets(stack, opts.env.CAPTION_WEBHOOK_SECRET);
     const functionsEnv: Env = {
       ...opts.env,
-      ...(hfStandIn ? { HF_BASE_URL: hfStandIn.url, HUGGING_FACE_ACCESS_TOKEN: STAND_IN_HF_TOKEN } : {}),
+      ...(hfToken(opts.env) ? {} : { HUGGING_FACE_ACCESS_TOKEN: STAND_IN_HF_TOKEN }),
+      ...(hfStandIn ? { HF_BASE_URL: hfStandIn.url } : {}),
       SUPABASE_URL: stack.apiUrl,
       SUPABASE_ANON_KEY: stack.anonKey,
       SUPABASE_SERVICE_ROLE_KEY: stack.serviceRoleKey,
@@ -131,7 +132,7 @@ export function describeHuggingFace(dev: Dev): string {
     (chat ? DEFAULT_CAPTION_CHAT_MODEL : DEFAULT_IMAGE_TO_TEXT_MODEL);
   const where = envString(env, "HF_BASE_URL") ??
     `Hugging Face router (provider ${envString(env, "HF_PROVIDER") ?? "auto"})`;
-  const token = hfToken(env) ? "" : ", no token set";
+  const token = env.HUGGING_FACE_ACCESS_TOKEN === STAND_IN_HF_TOKEN ? " (no token set: a placeholder is sent)" : "";
   return `${where}${token}; text-to-image ${envString(env, "TEXT_TO_IMAGE_MODEL") ?? DEFAULT_TEXT_TO_IMAGE_MODEL}, ` +
     `captions ${captionModel}`;
 }
