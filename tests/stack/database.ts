@@ -1,10 +1,12 @@
 /**
- * Prepares a database like `supabase db reset` does: platform bootstrap, then the project's
- * migrations in filename order, then seed.sql, each applied once.
+ * Prepares a database the way a Supabase project gets one: the platform's bootstrap (what exists
+ * before any migration), then `supabase db push --include-seed` of the real CLI, which applies the
+ * project's migrations in order and seed.sql, and records them in `supabase_migrations`.
  *
  * @module
  */
 import postgres from "npm:postgres@3.4.9";
+import { runSupabase } from "./supabase_cli.ts";
 
 /** Options for {@linkcode prepareDatabase}. */
 export interface PrepareOptions {
@@ -18,122 +20,85 @@ export const DEFAULT_SUPABASE_DIR: string = new URL("../../supabase/", import.me
 const BOOTSTRAP = new URL("./bootstrap.sql", import.meta.url);
 // One lock for every step, so two test processes preparing the same database take turns.
 const LOCK_KEY = 7_105_201_823;
-// The CLI's rule: `<digits>_<name>.sql`; other files are skipped with a warning.
-const MIGRATION_FILE = /^(\d+)_(.*)\.sql$/;
 
-/** Runs bootstrap, pending migrations and a changed seed.sql against url; throws naming the file that failed. */
+/** Runs bootstrap, then `supabase db push --include-seed`; throws naming what failed (with the CLI's output). */
 export async function prepareDatabase(url: string, opts: PrepareOptions = {}): Promise<void> {
-  const dir = opts.supabaseDir ?? DEFAULT_SUPABASE_DIR;
+  const dir = (opts.supabaseDir ?? DEFAULT_SUPABASE_DIR).replace(/\/+$/, "");
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    const bootstrap = await Deno.readTextFile(BOOTSTRAP);
-    const bootstrapHash = await sha256Hex(bootstrap);
-    await applyFile(sql, "bootstrap.sql", bootstrap, async (tx) => {
-      await tx`create schema if not exists supabase_migrations`;
-      await tx`create table if not exists supabase_migrations.schema_migrations
-                 (version text primary key, statements text[], name text)`;
-      await tx`create table if not exists supabase_migrations.seed_files (path text primary key, hash text not null)`;
-      // Re-run only when bootstrap.sql changed, so it never undoes what migrations did on a prepared database.
-      await tx`create table if not exists supabase_migrations.stack_bootstrap (hash text primary key)`;
-      const [done] = await tx`select 1 from supabase_migrations.stack_bootstrap where hash = ${bootstrapHash}`;
-      if (done) return "skip";
-      await tx`delete from supabase_migrations.stack_bootstrap`;
-      await tx`insert into supabase_migrations.stack_bootstrap (hash) values (${bootstrapHash})`;
-    });
-    for (const m of await listMigrations(`${dir}/migrations`)) {
-      await applyFile(sql, `migrations/${m.file}`, await Deno.readTextFile(m.path), async (tx) => {
-        const [done] = await tx`select 1 from supabase_migrations.schema_migrations where version = ${m.version}`;
-        if (done) return "skip";
-        await tx`insert into supabase_migrations.schema_migrations (version, name) values (${m.version}, ${m.name})`;
-      });
+    const lock = await sql.reserve();
+    try {
+      await lock`select pg_advisory_lock(${LOCK_KEY})`;
+      await applyBootstrap(lock);
+      await pushMigrations(url, dir);
+    } finally {
+      await lock`select pg_advisory_unlock(${LOCK_KEY})`.catch(() => {});
+      lock.release();
     }
-    await applySeed(sql, dir);
   } finally {
     await sql.end();
   }
 }
 
-/** A migration file found by {@linkcode listMigrations}. */
-export interface Migration {
-  file: string;
-  path: string;
-  version: string;
-  name: string;
-}
-
-/** Lists `<version>_<name>.sql` files in filename order; an absent directory means none. */
-export async function listMigrations(dir: string): Promise<Migration[]> {
-  const found: Migration[] = [];
+/** Runs `supabase db push --include-seed` for dir (a `supabase/` directory); throws with the CLI's output. */
+async function pushMigrations(url: string, dir: string): Promise<void> {
+  // The CLI reads `<workdir>/supabase`; a directory with another name is linked in under that name.
+  const named = dir.split("/").pop() === "supabase";
+  const workdir = named ? dir.slice(0, dir.lastIndexOf("/")) || "/" : await Deno.makeTempDir({ prefix: "supa-push-" });
   try {
-    for await (const e of Deno.readDir(dir)) {
-      if (!e.isFile || !e.name.endsWith(".sql")) continue;
-      const m = MIGRATION_FILE.exec(e.name);
-      if (!m) {
-        console.warn(
-          `prepareDatabase: skipping ${e.name} (file name must match <timestamp>_name.sql)`,
-        );
-        continue;
-      }
-      found.push({ file: e.name, path: `${dir}/${e.name}`, version: m[1], name: m[2] });
-    }
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw e;
-  }
-  return found.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
-}
-
-/** Runs seed.sql when it exists and its content hash was not applied yet; throws naming seed.sql. */
-async function applySeed(sql: postgres.Sql, dir: string): Promise<void> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`${dir}/seed.sql`);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  const hash = await sha256Hex(text);
-  await applyFile(sql, "seed.sql", text, async (tx) => {
-    const [done] = await tx`select 1 from supabase_migrations.seed_files where path = 'seed.sql' and hash = ${hash}`;
-    if (done) return "skip";
-    await tx`insert into supabase_migrations.seed_files (path, hash) values ('seed.sql', ${hash})
-             on conflict (path) do update set hash = excluded.hash`;
-  });
-}
-
-type Before = (tx: postgres.TransactionSql) => Promise<"skip" | void>;
-
-/** Runs one SQL file in its own transaction under the advisory lock; throws an Error naming the file. */
-async function applyFile(
-  sql: postgres.Sql,
-  label: string,
-  text: string,
-  before: Before,
-): Promise<void> {
-  try {
-    await sql.begin(async (tx) => {
-      await tx`select pg_advisory_xact_lock(${LOCK_KEY})`;
-      if ((await before(tx)) === "skip") return;
-      await tx.unsafe(text).simple();
+    if (!named) await Deno.symlink(dir, `${workdir}/supabase`);
+    const push = await runSupabase(["db", "push", `--remote=${url}`, "--include-seed", "--yes"], {
+      workdir,
+      check: false,
     });
+    if (push.code !== 0) {
+      const where = await firstUnapplied(url, dir);
+      throw new Error(
+        `prepareDatabase: ${where} failed (supabase db push, exit ${push.code}):\n${push.stdout}${push.stderr}`,
+      );
+    }
+  } finally {
+    if (!named) await Deno.remove(workdir, { recursive: true });
+  }
+}
+
+/** Names the file a failed push stopped at: the first migration not recorded as applied, else seed.sql. */
+async function firstUnapplied(url: string, dir: string): Promise<string> {
+  const files: string[] = [];
+  for await (const e of Deno.readDir(`${dir}/migrations`)) if (/^\d+_.*\.sql$/.test(e.name)) files.push(e.name);
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql`select version from supabase_migrations.schema_migrations`.catch(() => []);
+    const applied = new Set(rows.map((r) => r.version));
+    const pending = files.sort().find((f) => !applied.has(f.split("_")[0]));
+    return pending ? `migrations/${pending}` : "seed.sql";
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Runs bootstrap.sql in one transaction unless this exact version already ran; throws naming bootstrap.sql. */
+async function applyBootstrap(conn: postgres.ReservedSql): Promise<void> {
+  const text = await Deno.readTextFile(BOOTSTRAP);
+  const hash = await sha256Hex(text);
+  try {
+    await conn`begin`;
+    await conn`create schema if not exists supabase_migrations`;
+    // Re-run only when bootstrap.sql changed, so it never undoes what migrations did on a prepared database.
+    await conn`create table if not exists supabase_migrations.stack_bootstrap (hash text primary key)`;
+    const [done] = await conn`select 1 from supabase_migrations.stack_bootstrap where hash = ${hash}`;
+    if (!done) {
+      await conn.unsafe(text).simple();
+      await conn`delete from supabase_migrations.stack_bootstrap`;
+      await conn`insert into supabase_migrations.stack_bootstrap (hash) values (${hash})`;
+    }
+    await conn`commit`;
   } catch (e) {
-    const pg = e as {
-      message?: string;
-      detail?: string;
-      hint?: string;
-      where?: string;
-      position?: string;
-    };
-    const extra = [
-      pg.detail && `detail: ${pg.detail}`,
-      pg.hint && `hint: ${pg.hint}`,
-      pg.where && `where: ${pg.where}`,
-    ]
+    await conn`rollback`.catch(() => {});
+    const pg = e as { message?: string; detail?: string; hint?: string; where?: string };
+    const extra = [pg.detail && `detail: ${pg.detail}`, pg.hint && `hint: ${pg.hint}`, pg.where && `where: ${pg.where}`]
       .filter(Boolean).join("; ");
-    throw new Error(
-      `prepareDatabase: ${label} failed: ${pg.message}${extra ? ` (${extra})` : ""}`,
-      { cause: e },
-    );
+    throw new Error(`prepareDatabase: bootstrap.sql failed: ${pg.message}${extra ? ` (${extra})` : ""}`, { cause: e });
   }
 }
 

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import postgres from "npm:postgres@3.4.9";
-import { listMigrations, prepareDatabase } from "./database.ts";
+import { prepareDatabase } from "./database.ts";
 import { startPostgres } from "./postgres.ts";
 import { freePort, supabaseDirWith } from "./testing.ts";
 
-Deno.test("migrations run once in filename order, seed once; a failing file is named and not recorded", async () => {
+Deno.test("supabase db push runs migrations once in filename order, seed once; a failing file is named and not recorded", async () => {
   const pg = await startPostgres({ port: freePort() });
   const sql = postgres(pg.url, { onnotice: () => {} });
   const dir = await supabaseDirWith({
@@ -27,10 +27,7 @@ Deno.test("migrations run once in filename order, seed once; a failing file is n
       "create table public.oops (id int);\nselect nope;",
     );
     await assert.rejects(prepareDatabase(pg.url, { supabaseDir: dir }), (e: Error) => {
-      assert.match(
-        e.message,
-        /migrations\/20240103000000_broken\.sql failed: column "nope" does not exist/,
-      );
+      assert.match(e.message, /migrations\/20240103000000_broken\.sql failed[\s\S]*column "nope" does not exist/);
       return true;
     });
     const [{ oops }] = await sql`select to_regclass('public.oops') is not null as oops`;
@@ -44,10 +41,6 @@ Deno.test("migrations run once in filename order, seed once; a failing file is n
     await pg.stop();
     await Deno.remove(dir, { recursive: true });
   }
-});
-
-Deno.test("a missing migrations directory means no migrations", async () => {
-  assert.deepEqual(await listMigrations("/nonexistent/supabase/migrations"), []);
 });
 
 Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net", async () => {

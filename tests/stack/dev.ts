@@ -6,11 +6,20 @@
  * Environment: `.env.local` when it exists, overridden by the process environment.
  * @module
  */
-import type { Env } from "../../supabase/functions/_shared/env.ts";
+import { type Env, envString } from "../../supabase/functions/_shared/env.ts";
+import {
+  DEFAULT_CAPTION_CHAT_MODEL,
+  DEFAULT_IMAGE_TO_TEXT_MODEL,
+  DEFAULT_TEXT_TO_IMAGE_MODEL,
+} from "../../supabase/functions/_shared/hf_config.ts";
+import { type FakeHf, startFakeHf } from "../support/fake_hf.ts";
 import { createFunctionsRouter, loadFunctions } from "./functions.ts";
 import { type Stack, startStack } from "./stack.ts";
 import { freePort } from "./testing.ts";
 import { startWebHost } from "./web_host.ts";
+
+/** The token the functions get when none is set: the local stand-in (or an HF_BASE_URL server) takes any. */
+export const STAND_IN_HF_TOKEN = "hf_local_stand_in";
 
 /** What {@linkcode startDev} needs; ports 0 pick free ones. */
 export interface DevOptions {
@@ -31,6 +40,8 @@ export interface Dev {
   stack: Stack;
   /** The environment the functions were given. */
   functionsEnv: Env;
+  /** The local Hugging Face stand-in started because no token was set, else null. */
+  hfStandIn: FakeHf | null;
   /** While true, `/functions/v1/*` answers 503, as if the functions runtime were down. */
   setFunctionsDown(down: boolean): void;
   stop(): Promise<void>;
@@ -43,18 +54,24 @@ export async function startDev(opts: DevOptions): Promise<Dev> {
     apiPort,
     dbPort: opts.dbPort || freePort(),
     databaseUrl: opts.databaseUrl,
+    // One secret for every part: REST, Storage, the printed keys and the functions.
+    jwtSecret: envString(opts.env, "SUPABASE_JWT_SECRET", "JWT_SECRET"),
   });
   let server: Deno.HttpServer | undefined;
   let sweeper: ReturnType<typeof setInterval> | undefined;
+  // Without a token (and no HF_BASE_URL of the user's own), the functions talk to a local stand-in.
+  const hfStandIn = hfToken(opts.env) || envString(opts.env, "HF_BASE_URL") ? null : startFakeHf();
   try {
     const webhookSecret = await syncVaultSecrets(stack, opts.env.CAPTION_WEBHOOK_SECRET);
     const functionsEnv: Env = {
       ...opts.env,
+      ...(hfToken(opts.env) ? {} : { HUGGING_FACE_ACCESS_TOKEN: STAND_IN_HF_TOKEN }),
+      ...(hfStandIn ? { HF_BASE_URL: hfStandIn.url } : {}),
       SUPABASE_URL: stack.apiUrl,
       SUPABASE_ANON_KEY: stack.anonKey,
       SUPABASE_SERVICE_ROLE_KEY: stack.serviceRoleKey,
       SUPABASE_DB_URL: stack.dbUrl,
-      SUPABASE_JWT_SECRET: opts.env.SUPABASE_JWT_SECRET ?? stack.jwtSecret,
+      SUPABASE_JWT_SECRET: stack.jwtSecret,
       CAPTION_WEBHOOK_SECRET: webhookSecret,
     };
     const routeFunction = createFunctionsRouter(await loadFunctions(functionsEnv), functionsEnv);
@@ -82,19 +99,59 @@ export async function startDev(opts: DevOptions): Promise<Dev> {
       apiUrl: stack.apiUrl,
       stack,
       functionsEnv,
+      hfStandIn,
       setFunctionsDown: (down) => void (functionsDown = down),
       async stop() {
         clearInterval(sweeper);
         await server?.shutdown();
+        await hfStandIn?.stop();
         await stack.stop();
       },
     };
   } catch (error) {
     clearInterval(sweeper);
     await server?.shutdown();
+    await hfStandIn?.stop();
     await stack.stop();
     throw error;
   }
+}
+
+/** The Hugging Face token of env under any of the names the functions accept; undefined when none. */
+function hfToken(env: Env): string | undefined {
+  return envString(env, "HUGGING_FACE_ACCESS_TOKEN", "HUGGINGFACE_ACCESS_TOKEN", "HF_TOKEN");
+}
+
+/** Says where Hugging Face calls go: the local stand-in, or which endpoint and models; throws nothing. */
+export function describeHuggingFace(dev: Dev): string {
+  if (dev.hfStandIn) {
+    return `local stand-in (no token set); images and captions are placeholders (${dev.hfStandIn.url})`;
+  }
+  const env = dev.functionsEnv;
+  const chat = (envString(env, "CAPTION_MODE") ?? "chat") === "chat";
+  const captionModel = envString(env, "IMAGE_TO_TEXT_MODEL") ??
+    (chat ? DEFAULT_CAPTION_CHAT_MODEL : DEFAULT_IMAGE_TO_TEXT_MODEL);
+  const where = envString(env, "HF_BASE_URL") ??
+    `Hugging Face router (provider ${envString(env, "HF_PROVIDER") ?? "auto"})`;
+  const token = env.HUGGING_FACE_ACCESS_TOKEN === STAND_IN_HF_TOKEN ? " (no token set: a placeholder is sent)" : "";
+  return `${where}${token}; text-to-image ${envString(env, "TEXT_TO_IMAGE_MODEL") ?? DEFAULT_TEXT_TO_IMAGE_MODEL}, ` +
+    `captions ${captionModel}`;
+}
+
+/** The banner `deno task dev` prints, like `supabase status`; throws nothing. */
+export function devBanner(dev: Dev, webUrl?: string): string {
+  return `
+Local Supabase stand-in is running.
+${webUrl ? `\n         Web app: ${webUrl}` : ""}
+         API URL: ${dev.apiUrl}
+   Functions URL: ${dev.apiUrl}/functions/v1/<name>
+          DB URL: ${dev.stack.dbUrl}
+      JWT secret: ${dev.stack.jwtSecret}
+        anon key: ${dev.stack.anonKey}
+service_role key: ${dev.stack.serviceRoleKey}
+    Hugging Face: ${describeHuggingFace(dev)}
+
+Press Ctrl-C to stop.`;
 }
 
 /** Points the webhook at this server and makes the vault's secret and the function's agree. */
@@ -147,7 +204,6 @@ async function main() {
     databaseUrl: env.DATABASE_URL,
     env,
   });
-  const fe = dev.functionsEnv;
   // The web app (web/), on its own origin like any static host.
   const web = await startWebHost({
     port: Number(env.WEB_PORT ?? 3000),
@@ -158,19 +214,7 @@ async function main() {
     await dev.stop();
     throw error;
   });
-  console.log(`
-Local Supabase stand-in is running.
-
-         Web app: ${web.url}
-         API URL: ${dev.apiUrl}
-   Functions URL: ${dev.apiUrl}/functions/v1/<name>
-          DB URL: ${dev.stack.dbUrl}
-      JWT secret: ${fe.SUPABASE_JWT_SECRET}
-        anon key: ${dev.stack.anonKey}
-service_role key: ${dev.stack.serviceRoleKey}
-     HF base URL: ${fe.HF_BASE_URL ?? "(Hugging Face router)"}
-
-Press Ctrl-C to stop.`);
+  console.log(devBanner(dev, web.url));
   const stop = async () => {
     await web.stop();
     await dev.stop();

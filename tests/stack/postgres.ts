@@ -15,6 +15,8 @@ export interface PostgresOptions {
   timeoutSeconds?: number;
   /** Parent of the cluster's temp dir (default: the system temp dir); must be traversable by `nobody`. */
   tempRoot?: string;
+  /** Start from a copy of this stopped cluster's data directory instead of running initdb (see stack_template.ts). */
+  fromDataDir?: string;
 }
 
 /** A running cluster. */
@@ -27,6 +29,8 @@ export interface PostgresInstance {
   tempDir: string;
   /** Stops the server ("fast" or "immediate", i.e. crash-like) and starts it again on the same port. */
   restart(mode: "fast" | "immediate"): Promise<void>;
+  /** Stops the server cleanly, copies its data directory to dest (which must not exist), and starts it again. */
+  snapshot(dest: string): Promise<void>;
   /** Stops the server and removes the temp dir; safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -54,21 +58,26 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresInst
     await Deno.writeTextFile(pwFile, `${PASSWORD}\n`);
     if (owner) await Deno.chown(pwFile, owner.uid, owner.gid);
 
-    await run(owner, `${binDir}/initdb`, [
-      "-D",
-      dataDir,
-      "-U",
-      "postgres",
-      "--pwfile",
-      pwFile,
-      "-E",
-      "UTF8",
-      "--locale=C",
-      "--auth-local=trust",
-      "--auth-host=scram-sha-256",
-      "--no-sync",
-      "--no-instructions",
-    ]);
+    if (opts.fromDataDir) {
+      await run(null, "cp", ["-a", opts.fromDataDir, dataDir]);
+      if (owner) await run(null, "chown", ["-R", `${owner.uid}:${owner.gid}`, dataDir]);
+    } else {
+      await run(owner, `${binDir}/initdb`, [
+        "-D",
+        dataDir,
+        "-U",
+        "postgres",
+        "--pwfile",
+        pwFile,
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "--no-sync",
+        "--no-instructions",
+      ]);
+    }
     await Deno.remove(pwFile);
     await Deno.writeTextFile(`${dataDir}/postgresql.conf`, serverSettings(opts.port, tempDir), {
       append: true,
@@ -105,6 +114,15 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresInst
       if (stopping) throw new Error("postgres: restart after stop()");
       await pgCtlStop(owner, binDir, dataDir, mode, timeout);
       await pgCtlStart(owner, binDir, dataDir, logFile, timeout);
+    },
+    async snapshot(dest) {
+      if (stopping) throw new Error("postgres: snapshot after stop()");
+      await pgCtlStop(owner, binDir, dataDir, "fast", timeout);
+      try {
+        await run(null, "cp", ["-a", dataDir, dest]);
+      } finally {
+        await pgCtlStart(owner, binDir, dataDir, logFile, timeout);
+      }
     },
     stop() {
       stopping ??= (async () => {

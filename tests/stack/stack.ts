@@ -9,10 +9,11 @@ import postgres from "npm:postgres@3.4.9";
 import { prepareDatabase } from "./database.ts";
 import { LOCAL_JWT_SECRET, signKey } from "./keys.ts";
 import { type PgNetWorker, startPgNetWorker } from "./pg_net_worker.ts";
-import { type PostgresInstance, startPostgres } from "./postgres.ts";
+import type { PostgresInstance } from "./postgres.ts";
 import { closeIdleConnections } from "./db_session.ts";
 import { guardPostgresJsNullSocket } from "./postgres_js_guard.ts";
 import { createRestApi } from "./rest_api.ts";
+import { startMigratedPostgres } from "./stack_template.ts";
 import { createStorageApi } from "./storage_api.ts";
 import { createAuthApi } from "./auth_api.ts";
 import { withGatewayCors } from "./gateway_cors.ts";
@@ -31,6 +32,8 @@ export interface StackOptions {
   supabaseDir?: string;
   /** Parent of the stack's temp dirs (default: the system temp dir). */
   tempRoot?: string;
+  /** The project's JWT secret: REST and Storage verify with it and the keys are signed with it (default: the CLI's). */
+  jwtSecret?: string;
 }
 
 /** A running stack. */
@@ -70,11 +73,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   try {
     let pg: PostgresInstance | null = null;
     if (!opts.databaseUrl) {
-      pg = await startPostgres({ port: opts.dbPort, tempRoot: opts.tempRoot });
+      // Migrated with `supabase db push` once per set of migrations, then copied (see stack_template.ts).
+      pg = await startMigratedPostgres({ port: opts.dbPort, tempRoot: opts.tempRoot, supabaseDir: opts.supabaseDir });
       cleanups.push(() => pg!.stop());
     }
     const dbUrl = opts.databaseUrl ?? pg!.url;
-    await prepareDatabase(dbUrl, { supabaseDir: opts.supabaseDir });
+    if (opts.databaseUrl) await prepareDatabase(dbUrl, { supabaseDir: opts.supabaseDir });
 
     const storageDir = await Deno.makeTempDir({
       prefix: "supa-stack-storage-",
@@ -103,7 +107,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       cleanups.push(() => worker.stop());
     }
 
-    const jwtSecret = LOCAL_JWT_SECRET;
+    const jwtSecret = opts.jwtSecret ?? LOCAL_JWT_SECRET;
     const apiUrl = `http://127.0.0.1:${opts.apiPort}`;
     const signingKey = await createSigningKey();
     const jwks = signingKey.jwks;

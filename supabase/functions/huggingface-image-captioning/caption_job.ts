@@ -4,6 +4,7 @@
  * @module
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
+import type { Database } from "../_shared/database.types.ts";
 import { HttpError } from "../_shared/http.ts";
 import { captionImage, type Hf } from "../_shared/huggingface.ts";
 import { captionByContent } from "./caption_cache.ts";
@@ -13,7 +14,7 @@ import type { Semaphore } from "../_shared/semaphore.ts";
 
 /** What an attempt needs. */
 export interface CaptionJobContext {
-  db: SupabaseClient;
+  db: SupabaseClient<Database>;
   hf: Hf;
   maxImageBytes: number;
 }

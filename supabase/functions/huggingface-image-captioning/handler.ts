@@ -7,6 +7,7 @@
  * @module
  */
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
+import type { Database } from "../_shared/database.types.ts";
 import { ConfigError, configured, type Env, envInt, envString, requireEnv } from "../_shared/env.ts";
 import { hfConfigFromEnv } from "../_shared/hf_config.ts";
 import { allowMethods, catchErrors, compose, type Handler, readJson } from "../_shared/http.ts";
@@ -30,7 +31,7 @@ interface CaptioningConfig {
   maxImageBytes: number;
   /** Images one instance downloads and captions at once; further jobs wait their turn, unclaimed. */
   concurrency: number;
-  db: SupabaseClient;
+  db: SupabaseClient<Database>;
 }
 
 /** Builds the handler from an environment. */
@@ -63,7 +64,7 @@ function captioningConfigFromEnv(env: Env): CaptioningConfig {
     bucket: envString(env, "CAPTION_BUCKET") ?? "images",
     maxImageBytes: envInt(env, "CAPTION_MAX_IMAGE_BYTES", 10 * 1024 * 1024, { min: 1 }),
     concurrency: envInt(env, "CAPTION_CONCURRENCY", 4, { min: 1, max: 256 }),
-    db: createClient(url, serviceKey(env), {
+    db: createClient<Database>(url, serviceKey(env), {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     }),
   };

@@ -4,6 +4,7 @@
  * @module
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
+import type { Database } from "../_shared/database.types.ts";
 import { HttpError } from "../_shared/http.ts";
 
 /** What `caption_job_claim` decided for an object. */
@@ -28,7 +29,7 @@ export type ClaimedJob = Claim & { outcome: "claimed"; lease_token: string; buck
  * `take: false`, only reports whether it is `due`.
  * @throws {HttpError} 503 when the database cannot be reached; the sweeper sends the job again.
  */
-export async function claimJob(db: SupabaseClient, objectId: string, { take = true } = {}): Promise<Claim> {
+export async function claimJob(db: SupabaseClient<Database>, objectId: string, { take = true } = {}): Promise<Claim> {
   const { data, error } = await db.rpc("caption_job_claim", { object_id: objectId, take });
   if (error) {
     console.error(`caption_job_claim failed: ${error.message}`);
@@ -43,7 +44,7 @@ export async function claimJob(db: SupabaseClient, objectId: string, { take = tr
  * @throws {Error} when the database cannot be reached.
  */
 export async function completeJob(
-  db: SupabaseClient,
+  db: SupabaseClient<Database>,
   job: ClaimedJob,
   caption: string,
   model: string,
@@ -55,7 +56,7 @@ export async function completeJob(
     model,
   });
   if (error) throw new Error(`caption_job_complete failed: ${error.message}`);
-  return data;
+  return data as "done" | "stale";
 }
 
 /** Why an attempt failed, and whether another attempt can succeed. */
@@ -70,7 +71,7 @@ export interface JobFailure {
  * @throws {Error} when the database cannot be reached.
  */
 export async function failJob(
-  db: SupabaseClient,
+  db: SupabaseClient<Database>,
   job: ClaimedJob,
   failure: JobFailure,
 ): Promise<"retry" | "failed" | "stale"> {
@@ -79,8 +80,9 @@ export async function failJob(
     lease_token: job.lease_token,
     error: failure.message,
     retryable: failure.retryable,
-    retry_after_seconds: failure.retryAfterSeconds ?? null,
+    // Left out when unknown: the function's default (null) applies.
+    retry_after_seconds: failure.retryAfterSeconds,
   });
   if (error) throw new Error(`caption_job_fail failed: ${error.message}`);
-  return data;
+  return data as "retry" | "failed" | "stale";
 }
