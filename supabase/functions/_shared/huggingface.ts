@@ -16,6 +16,7 @@ import {
   type Options,
 } from "npm:@huggingface/inference@4.13.30";
 import type { HfConfig } from "./hf_config.ts";
+import { dataUrlStream } from "./data_url.ts";
 import { HttpError } from "./http.ts";
 import { classifyHfError, type HfFailure, mapHfError } from "./hf_errors.ts";
 import { backoffDelay, sleep } from "./retry.ts";
@@ -49,10 +50,21 @@ export interface Hf {
   run<T>(model: string, call: HfCall<T>, signal?: AbortSignal): Promise<T>;
 }
 
-/** Test seams: the upstream `fetch`, and randomness for jitter. */
+/**
+ * A pause shared beyond this instance (e.g. recorded in the database): `wait` resolves when calls
+ * may go out, `pause` records one the upstream asked for. Either may throw; a failure is logged
+ * and the call goes on under the instance's own pause.
+ */
+export interface HfGate {
+  wait(signal?: AbortSignal): Promise<void>;
+  pause(untilMs: number, status: number): Promise<void>;
+}
+
+/** Test seams: the upstream `fetch`, and randomness for jitter; `gate` shares pauses across instances. */
 export interface HfDeps {
   fetch?: typeof fetch;
   random?: () => number;
+  gate?: HfGate;
 }
 
 /** Builds an {@linkcode Hf} from its configuration. */
@@ -78,6 +90,7 @@ export function createHf(config: HfConfig, deps: HfDeps = {}): Hf {
         if (pause.until >= deadline) throw pausedError(pause, model);
         await sleep(pause.until - Date.now(), signal);
       }
+      if (deps.gate) await deps.gate.wait(signal).catch((e) => gateFailed(e, signal));
       const observed: { headers?: Headers } = {};
       let failure: HfFailure;
       let error: unknown;
@@ -99,6 +112,7 @@ export function createHf(config: HfConfig, deps: HfDeps = {}): Hf {
       if (failure.retryAfterMs !== undefined && (failure.upstreamStatus === 429 || failure.upstreamStatus === 503)) {
         const until = Date.now() + failure.retryAfterMs;
         if (until > pause.until) pause = { until, status: failure.upstreamStatus };
+        if (deps.gate) await deps.gate.pause(until, failure.upstreamStatus).catch((e) => gateFailed(e));
       }
       const delay = failure.retryAfterMs ?? backoffDelay(attempt, config.retryBaseMs, config.retryMaxDelayMs, random);
       // A retry needs time to answer: one cut short by the deadline may still be served (and
@@ -143,6 +157,11 @@ export function textToImage(
     }
     return { body: blob, contentType: blob.type };
   }, signal);
+}
+
+function gateFailed(error: unknown, signal?: AbortSignal): void {
+  if (signal?.aborted) throw signal.reason;
+  console.warn(`shared pause unavailable: ${(error as Error)?.message ?? error}`);
 }
 
 function pausedError(pause: { until: number; status: number }, model: string): HttpError {
@@ -196,22 +215,32 @@ export const CAPTION_PROMPT =
 // Longest caption kept; a model that rambles is cut, not rejected.
 const MAX_CAPTION_LENGTH = 1000;
 
+/** An image to caption: its bytes, or a URL the provider fetches it from (e.g. a signed Storage URL). */
+export type CaptionSource = Blob | { url: string };
+
 /**
- * Captions an image with `hf.config.imageToTextModel`, by the image-to-text task or by chat
- * completion with the image as a data URL, per `hf.config.captionMode`.
+ * Captions an image with `hf.config.imageToTextModel`, by the image-to-text task (bytes only) or by
+ * chat completion with the image as a URL or a data URL, per `hf.config.captionMode`. A data URL is
+ * streamed, base64-encoded chunk by chunk, so the image is held once, never as strings.
  * @throws {HttpError} mapped from the upstream failure; 502 when the answer holds no caption.
+ * @throws {TypeError} for a URL source in image-to-text mode (that task takes bytes).
  */
-export function captionImage(hf: Hf, image: Blob, signal?: AbortSignal): Promise<string> {
+export function captionImage(hf: Hf, image: CaptionSource, signal?: AbortSignal): Promise<string> {
   const { captionMode, imageToTextModel } = hf.config;
+  if (captionMode === "image-to-text" && !(image instanceof Blob)) {
+    throw new TypeError("image-to-text mode needs the image bytes, not a URL");
+  }
   return hf.run(imageToTextModel, async (client, target, options) => {
     let text: string | undefined;
     if (captionMode === "image-to-text") {
       const output = await client.imageToText(
-        { ...target, data: image },
+        { ...target, data: image as Blob },
         { ...options, fetch: acceptingCaptionArrays(options.fetch) },
       );
       text = output.generated_text;
     } else {
+      // The client builds the JSON body as one string; give it a marker and stream the image in its place.
+      const marker = image instanceof Blob ? `caption-image-${crypto.randomUUID()}` : image.url;
       const output = await client.chatCompletion({
         ...target,
         max_tokens: 120,
@@ -219,16 +248,59 @@ export function captionImage(hf: Hf, image: Blob, signal?: AbortSignal): Promise
           role: "user",
           content: [
             { type: "text", text: CAPTION_PROMPT },
-            { type: "image_url", image_url: { url: await toDataUrl(image) } },
+            { type: "image_url", image_url: { url: marker } },
           ],
         }],
-      }, options);
+      }, image instanceof Blob ? { ...options, fetch: streamingDataUrl(options.fetch, marker, image) } : options);
       text = output.choices?.[0]?.message?.content ?? undefined;
     }
     const caption = text?.replace(/\s+/g, " ").trim().slice(0, MAX_CAPTION_LENGTH);
     if (!caption) throw new InferenceClientProviderOutputError("the model returned no caption");
     return caption;
   }, signal);
+}
+
+/** Returns a fetch that sends the JSON body with `marker` replaced by the image's data URL, streamed. */
+function streamingDataUrl(base: typeof fetch, marker: string, image: Blob): typeof fetch {
+  return (url, init) => {
+    const json = String(init?.body ?? "");
+    const at = json.indexOf(marker);
+    if (at < 0) return base(url, init);
+    const encoder = new TextEncoder();
+    const parts: (Uint8Array | ReadableStream<Uint8Array>)[] = [
+      encoder.encode(json.slice(0, at)),
+      dataUrlStream(image),
+      encoder.encode(json.slice(at + marker.length)),
+    ];
+    return base(url, { ...init, body: concatStreams(parts) });
+  };
+}
+
+/** One stream of byte arrays and streams, in order. */
+function concatStreams(parts: (Uint8Array | ReadableStream<Uint8Array>)[]): ReadableStream<Uint8Array> {
+  let index = 0;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      while (index < parts.length) {
+        const part = parts[index];
+        if (part instanceof Uint8Array) {
+          index++;
+          controller.enqueue(part);
+          return;
+        }
+        reader ??= part.getReader();
+        const { value, done } = await reader.read();
+        if (!done) return controller.enqueue(value);
+        reader = undefined;
+        index++;
+      }
+      controller.close();
+    },
+    cancel(reason) {
+      return reader?.cancel(reason);
+    },
+  });
 }
 
 /**
@@ -243,14 +315,4 @@ function acceptingCaptionArrays(base: typeof fetch): typeof fetch {
     const unwrapped = Array.isArray(body) && body.length > 0 ? body[0] : body;
     return Response.json(unwrapped, { status: res.status });
   };
-}
-
-/** Encodes a Blob as a `data:` URL, in chunks so a large image does not overflow the call stack. */
-async function toDataUrl(blob: Blob): Promise<string> {
-  const bytes = new Uint8Array(await blob.arrayBuffer());
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return `data:${blob.type || "application/octet-stream"};base64,${btoa(binary)}`;
 }

@@ -5,17 +5,27 @@
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { HttpError } from "../_shared/http.ts";
-import { captionImage, type Hf } from "../_shared/huggingface.ts";
+import { captionImage, type CaptionSource, type Hf } from "../_shared/huggingface.ts";
 import { sniffImageType } from "./image.ts";
 import { type ClaimedJob, claimJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
 import type { Semaphore } from "../_shared/semaphore.ts";
+
+/** How the image reaches the model: a signed Storage URL the provider fetches, or its bytes. */
+export type ImageTransport = "url" | "inline";
 
 /** What an attempt needs. */
 export interface CaptionJobContext {
   db: SupabaseClient;
   hf: Hf;
   maxImageBytes: number;
+  /** `url` applies to chat mode only; the image-to-text task always takes the bytes. */
+  transport: ImageTransport;
+  /** When set, Storage's image transformation downscales to fit this many pixels a side. */
+  resizeTo?: number;
 }
+
+// How long a signed URL lives: the whole call with its retries fits (HF_DEADLINE_MS is 120 s by default).
+const SIGNED_URL_SECONDS = 300;
 
 /** Thrown for a failure that no retry can fix (the image itself is the problem). */
 class PermanentFailure extends Error {}
@@ -43,7 +53,9 @@ export async function captionWhenFree(ctx: CaptionJobContext, slots: Semaphore, 
 /** Runs one attempt and records its outcome; never throws (a lost lease is recovered by the sweeper). */
 export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Promise<string> {
   try {
-    const image = await downloadImage(ctx, job);
+    const image = ctx.transport === "url" && ctx.hf.config.captionMode === "chat"
+      ? await signedImageUrl(ctx, job)
+      : await downloadImage(ctx, job);
     const caption = await captionImage(ctx.hf, image);
     // The caption is paid for: a passing database error must not send it round again.
     const outcome = await persistently(() => completeJob(ctx.db, job, caption, ctx.hf.config.imageToTextModel));
@@ -76,25 +88,98 @@ async function persistently<T>(write: () => Promise<T>): Promise<T> {
   return await write();
 }
 
+/** Downloads the image (one copy, held as a Blob) and checks it; throws PermanentFailure for a bad image. */
 async function downloadImage(ctx: CaptionJobContext, job: ClaimedJob): Promise<Blob> {
-  // Refuse an oversized image before moving its bytes.
-  if (job.size !== null && job.size > ctx.maxImageBytes) {
-    throw new PermanentFailure(`image is ${job.size} bytes, over the ${ctx.maxImageBytes}-byte limit`);
-  }
-  const { data, error } = await ctx.db.storage.from(job.bucket_id).download(job.name);
-  if (error || !data) {
-    const status = (error as { status?: number; statusCode?: string } | null)?.statusCode;
-    const message = `download failed: ${error?.message ?? "no data"}`;
-    throw status === "404" ? new PermanentFailure(message) : new Error(message);
-  }
+  // Refuse an oversized image before moving its bytes (a downscaled one is measured after).
+  if (!ctx.resizeTo) refuseOversized(ctx, job.size);
+  const { data, error } = await ctx.db.storage.from(job.bucket_id).download(job.name, transformOf(ctx));
+  if (error || !data) throw downloadFailure(error);
+  refuseOversized(ctx, data.size);
   if (data.size === 0) throw new PermanentFailure("image is empty (0 bytes)");
-  if (data.size > ctx.maxImageBytes) {
-    throw new PermanentFailure(`image is ${data.size} bytes, over the ${ctx.maxImageBytes}-byte limit`);
+  const type = sniffImageType(new Uint8Array(await data.slice(0, 32).arrayBuffer()));
+  if (!type) throw new PermanentFailure(NOT_AN_IMAGE);
+  // A slice shares the bytes; only its type changes.
+  return data.slice(0, data.size, type);
+}
+
+/**
+ * Signs a short-lived URL for the provider to fetch, after reading the image's first bytes through
+ * it: the same checks as a download, without moving the image. Throws like {@linkcode downloadImage}.
+ */
+async function signedImageUrl(ctx: CaptionJobContext, job: ClaimedJob): Promise<CaptionSource> {
+  if (!ctx.resizeTo) refuseOversized(ctx, job.size);
+  const { data, error } = await ctx.db.storage.from(job.bucket_id).createSignedUrl(
+    job.name,
+    SIGNED_URL_SECONDS,
+    transformOf(ctx),
+  );
+  if (error || !data) throw downloadFailure(error);
+  const res = await fetch(data.signedUrl);
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    throw downloadFailure({ message: body.message ?? res.statusText, statusCode: String(body.statusCode ?? res.status) });
   }
-  const bytes = new Uint8Array(await data.arrayBuffer());
-  const type = sniffImageType(bytes);
-  if (!type) throw new PermanentFailure("file is not a PNG, JPEG, GIF, WebP or BMP image (corrupt or mislabelled)");
-  return new Blob([bytes], { type });
+  const length = Number(res.headers.get("content-length") ?? NaN);
+  const head = await readPrefix(res.body, 32);
+  if (Number.isFinite(length)) refuseOversized(ctx, length);
+  if (head.length === 0) throw new PermanentFailure("image is empty (0 bytes)");
+  if (!sniffImageType(head)) throw new PermanentFailure(NOT_AN_IMAGE);
+  return { url: data.signedUrl };
+}
+
+const NOT_AN_IMAGE = "file is not a PNG, JPEG, GIF, WebP or BMP image (corrupt or mislabelled)";
+
+function refuseOversized(ctx: CaptionJobContext, size: number | null): void {
+  if (size !== null && size > ctx.maxImageBytes) {
+    throw new PermanentFailure(`image is ${size} bytes, over the ${ctx.maxImageBytes}-byte limit`);
+  }
+}
+
+function transformOf(ctx: CaptionJobContext) {
+  return ctx.resizeTo
+    ? { transform: { width: ctx.resizeTo, height: ctx.resizeTo, resize: "contain" as const } }
+    : undefined;
+}
+
+/** The error for a failed download: permanent when the object is gone, retried otherwise. */
+function downloadFailure(error: { message?: string; statusCode?: string } | null): Error {
+  const status = (error as { statusCode?: string } | null)?.statusCode;
+  if (status === "404") return new PermanentFailure(`download failed: ${error?.message ?? "not found"}`);
+  if (status === "500") {
+    // The real Storage API answers 500 for a row whose file is not in the storage backend.
+    return new Error(
+      `download failed: Storage answered 500 for an object that exists; its file bytes are probably missing from the storage backend (${
+        error?.message ?? "no message"
+      })`,
+    );
+  }
+  return new Error(`download failed: ${error?.message ?? "no data"}`);
+}
+
+/** Reads at least `n` bytes (fewer at the end of the body), then cancels the rest unread. */
+async function readPrefix(body: ReadableStream<Uint8Array> | null, n: number): Promise<Uint8Array> {
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  try {
+    while (length < n) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      length += value.length;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const out = new Uint8Array(Math.min(length, n));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk.subarray(0, out.length - at), at);
+    at += Math.min(chunk.length, out.length - at);
+    if (at >= out.length) break;
+  }
+  return out;
 }
 
 function describeFailure(error: unknown): JobFailure {

@@ -9,7 +9,17 @@ import { HttpError } from "../_shared/http.ts";
 /** What `caption_job_claim` decided for an object. */
 export interface Claim {
   objectId: string;
-  outcome: "claimed" | "due" | "missing" | "skipped" | "busy" | "done" | "failed" | "scheduled";
+  outcome:
+    | "claimed"
+    | "due"
+    | "missing"
+    | "skipped"
+    | "busy"
+    | "done"
+    | "failed"
+    | "scheduled"
+    | "paused"
+    | "throttled";
   lease_token: string | null;
   bucket_id: string | null;
   name: string | null;
@@ -25,7 +35,8 @@ export type ClaimedJob = Claim & { outcome: "claimed"; lease_token: string; buck
 
 /**
  * Claims the job of `objectId` (creating it if the object predates the pipeline); with
- * `take: false`, only reports whether it is `due`.
+ * `take: false`, only reports whether it is `due`. A project-wide pause answers `paused`, and
+ * `max_in_flight` jobs already leased answer `throttled`: the job stays queued for the sweeper.
  * @throws {HttpError} 503 when the database cannot be reached; the sweeper sends the job again.
  */
 export async function claimJob(db: SupabaseClient, objectId: string, { take = true } = {}): Promise<Claim> {
@@ -82,5 +93,16 @@ export async function failJob(
     retry_after_seconds: failure.retryAfterSeconds ?? null,
   });
   if (error) throw new Error(`caption_job_fail failed: ${error.message}`);
+  return data;
+}
+
+/**
+ * Writes `message` to the job's `last_error` without changing its state (e.g. the function is
+ * misconfigured, so no attempt can start). Returns whether a live job was there.
+ * @throws {Error} when the database cannot be reached.
+ */
+export async function noteJob(db: SupabaseClient, objectId: string, message: string): Promise<boolean> {
+  const { data, error } = await db.rpc("caption_job_note", { object_id: objectId, error: message });
+  if (error) throw new Error(`caption_job_note failed: ${error.message}`);
   return data;
 }
