@@ -11,6 +11,7 @@
  */
 import { type LoadResult, runLoad } from "./load.ts";
 import { runPipeline } from "./pipeline.ts";
+import { printCaptionMemory, runCaptionMemory } from "./caption_memory.ts";
 import { userToken } from "../support/tokens.ts";
 import { freePort } from "../stack/testing.ts";
 
@@ -193,6 +194,7 @@ function cpuTicks(): { total: number; steal: number } {
 const scenarios: Record<string, () => Promise<void>> = {
   "text-to-image": textToImageScenario,
   pipeline: pipelineScenario,
+  "caption-memory": async () => printCaptionMemory(await runCaptionMemory(), table),
 };
 const chosen = Deno.args.length ? Deno.args : Object.keys(scenarios);
 for (const name of chosen) {

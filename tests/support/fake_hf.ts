@@ -3,8 +3,8 @@
  * provider (see shared/facts):
  * - `POST /hf-inference/models/{org}/{model}` with JSON `{inputs, parameters}` → image bytes;
  * - the same path with raw image bytes → `{"generated_text"}` or `[{"generated_text"}]`;
- * - `POST …/models/{org}/{model}/v1/chat/completions` (OpenAI body, image as a data URL) → a
- *   chat completion;
+ * - `POST …/models/{org}/{model}/v1/chat/completions` (OpenAI body, image as a data URL or an
+ *   http(s) URL it fetches, as providers do) → a chat completion;
  * - errors as JSON `{"error": "...", "estimated_time"?: n}` with the upstream's status.
  *
  * Replies can be scripted per call (`enqueue`) or drawn at random (`faults`) to test retries.
@@ -167,9 +167,8 @@ async function answer(
     const body = { generated_text: counted(caption) };
     return Response.json(options.captionShape === "array" ? [body] : body);
   }
-  const dataUrl = findImageUrl(record.json);
-  const match = dataUrl && /^data:image\/[\w.+-]+;base64,(.+)$/.exec(dataUrl);
-  const caption = match ? await describe(Uint8Array.from(atob(match[1]), (c) => c.charCodeAt(0))) : undefined;
+  const bytes = await imageOf(findImageUrl(record.json));
+  const caption = bytes ? await describe(bytes) : undefined;
   if (!caption) return hfError(400, "messages must contain a valid image_url");
   counted(caption);
   return Response.json({
@@ -197,6 +196,19 @@ export async function describe(bytes: Uint8Array): Promise<string | undefined> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
   const hex = [...digest.subarray(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("");
   return `a ${info.width}x${info.height} ${info.type} image ${hex}`;
+}
+
+/** The bytes of a data URL, or of an http(s) URL fetched as a provider does; undefined when there are none. */
+async function imageOf(url: string | undefined): Promise<Uint8Array | undefined> {
+  const data = url && /^data:image\/[\w.+-]+;base64,(.+)$/.exec(url);
+  if (data) return (Uint8Array as unknown as { fromBase64(s: string): Uint8Array }).fromBase64(data[1]);
+  if (!url || !/^https?:\/\//.test(url)) return undefined;
+  const res = await fetch(url).catch(() => undefined);
+  if (!res?.ok) {
+    await res?.body?.cancel();
+    return undefined;
+  }
+  return new Uint8Array(await res.arrayBuffer());
 }
 
 function findImageUrl(body: any): string | undefined {

@@ -7,21 +7,16 @@
 const ALPHABET = new TextEncoder().encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
 const PAD = 0x3d; // "="
 
-/** The exact length in bytes of {@linkcode dataUrlStream}'s output for `blob`. */
-export function dataUrlLength(blob: Blob): number {
-  return dataUrlPrefix(blob).length + Math.ceil(blob.size / 3) * 4;
-}
-
-/** Streams `data:<type>;base64,<bytes>` for `blob`, encoding one chunk at a time; throws nothing itself. */
-export function dataUrlStream(blob: Blob): ReadableStream<Uint8Array> {
-  const reader = blob.stream().getReader();
+/** Streams `data:<type>;base64,<bytes>` for the bytes `source` yields, encoding one chunk at a time; throws nothing itself. */
+export function dataUrlStream(source: ReadableStream<Uint8Array>, type: string): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
   let carry = new Uint8Array(0);
   let started = false;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (!started) {
         started = true;
-        controller.enqueue(dataUrlPrefix(blob));
+        controller.enqueue(new TextEncoder().encode(`data:${type || "application/octet-stream"};base64,`));
         return;
       }
       const { value, done } = await reader.read();
@@ -40,10 +35,6 @@ export function dataUrlStream(blob: Blob): ReadableStream<Uint8Array> {
       return reader.cancel(reason);
     },
   });
-}
-
-function dataUrlPrefix(blob: Blob): Uint8Array {
-  return new TextEncoder().encode(`data:${blob.type || "application/octet-stream"};base64,`);
 }
 
 /** Base64 of `bytes` as ASCII bytes; `last` pads a final group of one or two bytes. */

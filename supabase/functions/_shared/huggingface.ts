@@ -215,32 +215,39 @@ export const CAPTION_PROMPT =
 // Longest caption kept; a model that rambles is cut, not rejected.
 const MAX_CAPTION_LENGTH = 1000;
 
+/** Image bytes held once, in one array (a Blob's bytes live outside the JS heap, unseen by its GC). */
+export interface ImageBytes {
+  bytes: Uint8Array;
+  type: string;
+}
+
 /** An image to caption: its bytes, or a URL the provider fetches it from (e.g. a signed Storage URL). */
-export type CaptionSource = Blob | { url: string };
+export type CaptionSource = Blob | ImageBytes | { url: string };
 
 /**
  * Captions an image with `hf.config.imageToTextModel`, by the image-to-text task (bytes only) or by
- * chat completion with the image as a URL or a data URL, per `hf.config.captionMode`. A data URL is
- * streamed, base64-encoded chunk by chunk, so the image is held once, never as strings.
+ * chat completion with the image as a URL or a data URL, per `hf.config.captionMode`. Bytes are
+ * streamed (a data URL base64-encoded chunk by chunk), so the image is held once, never as strings.
  * @throws {HttpError} mapped from the upstream failure; 502 when the answer holds no caption.
  * @throws {TypeError} for a URL source in image-to-text mode (that task takes bytes).
  */
 export function captionImage(hf: Hf, image: CaptionSource, signal?: AbortSignal): Promise<string> {
   const { captionMode, imageToTextModel } = hf.config;
-  if (captionMode === "image-to-text" && !(image instanceof Blob)) {
+  const bytes = "url" in image ? undefined : image as Blob | ImageBytes;
+  if (captionMode === "image-to-text" && !bytes) {
     throw new TypeError("image-to-text mode needs the image bytes, not a URL");
   }
   return hf.run(imageToTextModel, async (client, target, options) => {
     let text: string | undefined;
     if (captionMode === "image-to-text") {
-      const output = await client.imageToText(
-        { ...target, data: image as Blob },
-        { ...options, fetch: acceptingCaptionArrays(options.fetch) },
-      );
+      // The client sends `data` as the body; a stand-in Blob keeps the image out of the blob store.
+      const data = bytes instanceof Blob ? bytes : new Blob([], { type: bytes!.type });
+      const fetchFn = acceptingCaptionArrays(bytes instanceof Blob ? options.fetch : sendingBytes(options.fetch, bytes!));
+      const output = await client.imageToText({ ...target, data }, { ...options, fetch: fetchFn });
       text = output.generated_text;
     } else {
       // The client builds the JSON body as one string; give it a marker and stream the image in its place.
-      const marker = image instanceof Blob ? `caption-image-${crypto.randomUUID()}` : image.url;
+      const marker = bytes ? `caption-image-${crypto.randomUUID()}` : (image as { url: string }).url;
       const output = await client.chatCompletion({
         ...target,
         max_tokens: 120,
@@ -251,7 +258,7 @@ export function captionImage(hf: Hf, image: CaptionSource, signal?: AbortSignal)
             { type: "image_url", image_url: { url: marker } },
           ],
         }],
-      }, image instanceof Blob ? { ...options, fetch: streamingDataUrl(options.fetch, marker, image) } : options);
+      }, bytes ? { ...options, fetch: streamingDataUrl(options.fetch, marker, bytes) } : options);
       text = output.choices?.[0]?.message?.content ?? undefined;
     }
     const caption = text?.replace(/\s+/g, " ").trim().slice(0, MAX_CAPTION_LENGTH);
@@ -260,8 +267,30 @@ export function captionImage(hf: Hf, image: CaptionSource, signal?: AbortSignal)
   }, signal);
 }
 
+/** The bytes of a Blob or an {@linkcode ImageBytes} as a stream of chunks that share its memory. */
+function byteStream(source: Blob | ImageBytes): ReadableStream<Uint8Array> {
+  if (source instanceof Blob) return source.stream();
+  const { bytes } = source;
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= bytes.length) return controller.close();
+      controller.enqueue(bytes.subarray(at, at += 256 * 1024));
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Returns a fetch that sends the image's bytes, streamed, as the body with its content type. */
+function sendingBytes(base: typeof fetch, image: ImageBytes): typeof fetch {
+  return (url, init) => {
+    const headers = new Headers(init?.headers);
+    headers.set("content-type", image.type);
+    return base(url, { ...init, headers, body: byteStream(image) });
+  };
+}
+
 /** Returns a fetch that sends the JSON body with `marker` replaced by the image's data URL, streamed. */
-function streamingDataUrl(base: typeof fetch, marker: string, image: Blob): typeof fetch {
+function streamingDataUrl(base: typeof fetch, marker: string, image: Blob | ImageBytes): typeof fetch {
   return (url, init) => {
     const json = String(init?.body ?? "");
     const at = json.indexOf(marker);
@@ -269,7 +298,7 @@ function streamingDataUrl(base: typeof fetch, marker: string, image: Blob): type
     const encoder = new TextEncoder();
     const parts: (Uint8Array | ReadableStream<Uint8Array>)[] = [
       encoder.encode(json.slice(0, at)),
-      dataUrlStream(image),
+      dataUrlStream(byteStream(image), image.type),
       encoder.encode(json.slice(at + marker.length)),
     ];
     return base(url, { ...init, body: concatStreams(parts) });

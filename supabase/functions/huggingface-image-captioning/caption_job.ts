@@ -5,7 +5,7 @@
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { HttpError } from "../_shared/http.ts";
-import { captionImage, type CaptionSource, type Hf } from "../_shared/huggingface.ts";
+import { captionImage, type CaptionSource, type Hf, type ImageBytes } from "../_shared/huggingface.ts";
 import { sniffImageType } from "./image.ts";
 import { type ClaimedJob, claimJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
 import type { Semaphore } from "../_shared/semaphore.ts";
@@ -88,25 +88,36 @@ async function persistently<T>(write: () => Promise<T>): Promise<T> {
   return await write();
 }
 
-/** Downloads the image (one copy, held as a Blob) and checks it; throws PermanentFailure for a bad image. */
-async function downloadImage(ctx: CaptionJobContext, job: ClaimedJob): Promise<Blob> {
-  // Refuse an oversized image before moving its bytes (a downscaled one is measured after).
-  if (!ctx.resizeTo) refuseOversized(ctx, job.size);
-  const { data, error } = await ctx.db.storage.from(job.bucket_id).download(job.name, transformOf(ctx));
-  if (error || !data) throw downloadFailure(error);
-  refuseOversized(ctx, data.size);
-  if (data.size === 0) throw new PermanentFailure("image is empty (0 bytes)");
-  const type = sniffImageType(new Uint8Array(await data.slice(0, 32).arrayBuffer()));
+/**
+ * Downloads the image into one array of its exact size and checks it; throws PermanentFailure for a
+ * bad image. (supabase-js's `download` makes a Blob, whose bytes the JS garbage collector cannot
+ * see: several of them outlive their use and the instance passes its memory limit.)
+ */
+async function downloadImage(ctx: CaptionJobContext, job: ClaimedJob): Promise<ImageBytes> {
+  const { res, length } = await openImage(ctx, job);
+  const bytes = await readAtMost(res.body!, ctx.maxImageBytes, length);
+  if (!bytes) throw new PermanentFailure(`image is over the ${ctx.maxImageBytes}-byte limit`);
+  if (bytes.length === 0) throw new PermanentFailure("image is empty (0 bytes)");
+  const type = sniffImageType(bytes);
   if (!type) throw new PermanentFailure(NOT_AN_IMAGE);
-  // A slice shares the bytes; only its type changes.
-  return data.slice(0, data.size, type);
+  return { bytes, type };
 }
 
 /**
- * Signs a short-lived URL for the provider to fetch, after reading the image's first bytes through
+ * A short-lived signed URL for the provider to fetch, after reading the image's first bytes through
  * it: the same checks as a download, without moving the image. Throws like {@linkcode downloadImage}.
  */
 async function signedImageUrl(ctx: CaptionJobContext, job: ClaimedJob): Promise<CaptionSource> {
+  const { url, res } = await openImage(ctx, job);
+  const head = await readPrefix(res.body, 32);
+  if (head.length === 0) throw new PermanentFailure("image is empty (0 bytes)");
+  if (!sniffImageType(head)) throw new PermanentFailure(NOT_AN_IMAGE);
+  return { url };
+}
+
+/** Signs a URL for the image (downscaled when configured) and starts reading it; throws for a refused or failed download. */
+async function openImage(ctx: CaptionJobContext, job: ClaimedJob): Promise<{ url: string; res: Response; length?: number }> {
+  // Refuse an oversized image before moving its bytes (a downscaled one is measured as it arrives).
   if (!ctx.resizeTo) refuseOversized(ctx, job.size);
   const { data, error } = await ctx.db.storage.from(job.bucket_id).createSignedUrl(
     job.name,
@@ -120,11 +131,38 @@ async function signedImageUrl(ctx: CaptionJobContext, job: ClaimedJob): Promise<
     throw downloadFailure({ message: body.message ?? res.statusText, statusCode: String(body.statusCode ?? res.status) });
   }
   const length = Number(res.headers.get("content-length") ?? NaN);
-  const head = await readPrefix(res.body, 32);
-  if (Number.isFinite(length)) refuseOversized(ctx, length);
-  if (head.length === 0) throw new PermanentFailure("image is empty (0 bytes)");
-  if (!sniffImageType(head)) throw new PermanentFailure(NOT_AN_IMAGE);
-  return { url: data.signedUrl };
+  if (Number.isFinite(length) && length > ctx.maxImageBytes) {
+    await res.body?.cancel();
+    refuseOversized(ctx, length);
+  }
+  return { url: data.signedUrl, res, length: Number.isFinite(length) ? length : undefined };
+}
+
+/** Reads a body into one array (no chunk list, no Blob); `undefined` when it runs past `max` bytes. */
+async function readAtMost(
+  body: ReadableStream<Uint8Array>,
+  max: number,
+  expected?: number,
+): Promise<Uint8Array | undefined> {
+  const reader = body.getReader();
+  let buffer = new Uint8Array(expected ?? 64 * 1024);
+  let length = 0;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return buffer.subarray(0, length);
+      if (length + value.length > max) return undefined;
+      if (length + value.length > buffer.length) {
+        const grown = new Uint8Array(Math.min(max, Math.max(buffer.length * 2, length + value.length)));
+        grown.set(buffer.subarray(0, length));
+        buffer = grown;
+      }
+      buffer.set(value, length);
+      length += value.length;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
 }
 
 const NOT_AN_IMAGE = "file is not a PNG, JPEG, GIF, WebP or BMP image (corrupt or mislabelled)";
