@@ -11,11 +11,13 @@ import { type ApiClaims, verifyApiJwt } from "./keys.ts";
 
 /** Options for {@linkcode createRestApi}. */
 export interface RestApiOptions {
-  /** A superuser URL; each request opens its own connection and switches role inside one transaction. */
+  /** A superuser URL; each request takes a pooled connection and switches role inside one transaction. */
   dbUrl: string;
   jwtSecret: string;
   /** Schemas reachable through Accept-Profile/Content-Profile; the first is the default. */
   schemas?: string[];
+  /** Database connections shared by all requests, like PostgREST's db-pool; more wait their turn (default 10). */
+  poolSize?: number;
 }
 
 type Sql = postgres.Sql;
@@ -68,7 +70,7 @@ export function createRestApi(opts: RestApiOptions): (req: Request) => Promise<R
             return await callRpc(tx, schema, resource.slice(4), req, url, body);
           }
           return await tableRequest(tx, schema, resource, req, url, body);
-        }));
+        }), { name: "rest", size: opts.poolSize ?? 10 });
     } catch (e) {
       return errorResponse(e, role);
     }

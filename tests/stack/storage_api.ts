@@ -15,13 +15,15 @@ import { parseMultipart } from "./multipart.ts";
 
 /** Options for {@linkcode createStorageApi}. */
 export interface StorageApiOptions {
-  /** A superuser URL; each request opens its own connection (see db_session.ts). */
+  /** A superuser URL; each request takes a connection from the Storage pool (see db_session.ts). */
   dbUrl: string;
   jwtSecret: string;
   /** Directory for object bytes (created when missing). */
   dataDir: string;
   /** Upload limit in bytes before bucket limits (the CLI default is 50 MiB). */
   fileSizeLimit?: number;
+  /** Database connections shared by all requests; more requests wait their turn (default 10). */
+  poolSize?: number;
 }
 
 /** The Storage API's error: the real code goes in the body, the HTTP status is 400 (500 for internal errors). */
@@ -57,7 +59,10 @@ export function createStorageApi(opts: StorageApiOptions): (req: Request) => Pro
   const fileSizeLimit = opts.fileSizeLimit ?? 50 * 1024 * 1024;
   return async (req) => {
     try {
-      return await withConnection(opts.dbUrl, (sql) => route({ ...opts, fileSizeLimit, sql }, req));
+      return await withConnection(opts.dbUrl, (sql) => route({ ...opts, fileSizeLimit, sql }, req), {
+        name: "storage",
+        size: opts.poolSize ?? 10,
+      });
     } catch (e) {
       return errorResponse(e);
     }
@@ -65,7 +70,7 @@ export function createStorageApi(opts: StorageApiOptions): (req: Request) => Pro
 }
 
 /** Per-request context: options plus this request's connection. */
-type Ctx = Required<StorageApiOptions> & { sql: postgres.Sql };
+type Ctx = Required<Omit<StorageApiOptions, "poolSize">> & { sql: postgres.Sql };
 
 /** Dispatches one request by method and path; throws StorageError or database errors. */
 async function route(ctx: Ctx, req: Request): Promise<Response> {
