@@ -109,7 +109,12 @@ async function route(ctx: Ctx, req: Request): Promise<Response> {
 
 /** Verifies the bearer token like the Storage API (no `apikey` fallback); throws AccessDenied with jsonwebtoken's wording. */
 async function caller(ctx: Ctx, req: Request): Promise<Caller> {
-  const token = (req.headers.get("authorization") ?? "").replace(/^bearer\s+/i, "");
+  const header = req.headers.get("authorization");
+  if (header === null) {
+    // Refused by the route's schema before any JWT check.
+    throw new StorageError(400, "InvalidRequest", "headers must have required property 'authorization'");
+  }
+  const token = header.replace(/^bearer\s+/i, "");
   if (!token) throw new StorageError(403, "AccessDenied", "jwt must be provided");
   try {
     const { payload } = await jwtVerify(token, secretKey(ctx.jwtSecret), { algorithms: ["HS256"] });
@@ -149,9 +154,11 @@ async function upload(
     const meta = tx.json({ mimetype: file.mimetype, contentLength: file.bytes.byteLength });
     const insert = tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata)
                       values (${bucket}, ${name}, ${ownerUuid}, ${owner}, '1', ${meta})`;
+    // A service-key upsert over a user's file keeps its owner.
     await (upsert
       ? tx`${insert} on conflict (name, bucket_id) do update
-             set version = excluded.version, metadata = excluded.metadata, owner = excluded.owner, owner_id = excluded.owner_id`
+             set version = excluded.version, metadata = excluded.metadata,
+                 owner = coalesce(excluded.owner, objects.owner), owner_id = coalesce(excluded.owner_id, objects.owner_id)`
       : insert);
   });
 
@@ -178,10 +185,11 @@ async function upload(
         await tx`select version from storage.objects where bucket_id = ${bucket} and name = ${name} for update`;
       const insert = tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
         values (${bucket}, ${name}, ${ownerUuid}, ${owner}, ${version}, ${tx.json(metadata)},
-                ${file.userMetadata ? tx.json(file.userMetadata) : null})`;
+                ${tx.json(file.userMetadata ?? {})})`;
       const [r] = await (upsert
         ? tx`${insert} on conflict (name, bucket_id) do update
-               set owner = excluded.owner, owner_id = excluded.owner_id, version = excluded.version,
+               set owner = coalesce(excluded.owner, objects.owner), owner_id = coalesce(excluded.owner_id, objects.owner_id),
+                   version = excluded.version,
                    metadata = excluded.metadata, user_metadata = excluded.user_metadata
              returning *`
         : tx`${insert} returning *`);
@@ -217,7 +225,7 @@ async function readUpload(req: Request) {
     const cache = field("cacheControl");
     return {
       bytes: file.data,
-      mimetype: file.contentType ?? "text/plain",
+      mimetype: file.contentType ?? "application/octet-stream",
       cacheControl: cache ? `max-age=${cache}` : "no-cache",
       userMetadata: parseUserMetadata(field("metadata")),
     };
@@ -225,7 +233,7 @@ async function readUpload(req: Request) {
   const encoded = req.headers.get("x-metadata");
   return {
     bytes: body,
-    mimetype: type || "text/plain",
+    mimetype: type || "application/octet-stream",
     cacheControl: req.headers.get("cache-control") ?? "no-cache",
     userMetadata: parseUserMetadata(
       encoded ? new TextDecoder().decode(Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0))) : null,
@@ -354,13 +362,14 @@ async function findObject(ctx: Ctx, who: Caller, bucket: string, name: string): 
   return rows[0] as unknown as ObjectRow;
 }
 
-/** Streams the stored bytes with the stored content type; throws NoSuchKey when the file is gone. */
+/** Streams the stored bytes with the stored content type; throws InternalError (500) when the row has no file. */
 async function serve(ctx: Ctx, url: URL, row: ObjectRow): Promise<Response> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(`${ctx.dataDir}/${row.version}`);
   } catch {
-    throw new StorageError(404, "NoSuchKey", "Object not found");
+    // The row is there but the backend has no file for it: the real server answers 500.
+    throw new StorageError(500, "InternalError", "The object's file is missing from the storage backend");
   }
   const meta = row.metadata ?? {};
   const headers = new Headers({
@@ -474,12 +483,23 @@ function errorResponse(e: unknown): Response {
     {
       statusCode: String(err.httpStatusCode),
       code: err.code,
-      error: err.code,
+      error: ERROR_TITLES[err.code] ?? err.code,
       message: err.message,
     },
     { status },
   );
 }
+
+// The short title the Storage API puts in `error`, per code.
+const ERROR_TITLES: Record<string, string> = {
+  NoSuchBucket: "Bucket not found",
+  NoSuchKey: "not_found",
+  KeyAlreadyExists: "Duplicate",
+  AccessDenied: "Unauthorized",
+  EntityTooLarge: "Payload too large",
+  InvalidRequest: "Bad Request",
+  InternalError: "Internal Server Error",
+};
 
 /** The Storage API's mapping of PostgreSQL errors; throws nothing. */
 function fromDatabaseError(e: unknown): StorageError {
@@ -495,7 +515,7 @@ function fromDatabaseError(e: unknown): StorageError {
         pg.message?.includes("row-level security") ? "new row violates row-level security policy" : pg.message ?? "",
       );
     case "23505":
-      return new StorageError(409, "ResourceAlreadyExists", "The resource already exists");
+      return new StorageError(409, "KeyAlreadyExists", "The resource already exists");
     case "23503":
       return pg.detail?.includes("is still referenced from table")
         ? new StorageError(409, "ResourceReferenced", pg.detail)
