@@ -19,17 +19,20 @@ export function dataUrlStream(source: ReadableStream<Uint8Array>, type: string):
         controller.enqueue(new TextEncoder().encode(`data:${type || "application/octet-stream"};base64,`));
         return;
       }
-      const { value, done } = await reader.read();
-      if (done) {
-        if (carry.length) controller.enqueue(encodeBase64(carry, true));
-        controller.close();
-        return;
+      // Until something is enqueued: a pull that enqueues nothing is not called again.
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) {
+          if (carry.length) controller.enqueue(encodeBase64(carry, true));
+          controller.close();
+          return;
+        }
+        // Encode whole 3-byte groups now; keep the rest for the next chunk (padding only at the end).
+        const joined = carry.length ? concat(carry, value) : value;
+        const whole = joined.length - (joined.length % 3);
+        carry = joined.slice(whole);
+        if (whole) return controller.enqueue(encodeBase64(joined.subarray(0, whole), false));
       }
-      // Encode whole 3-byte groups now; keep the rest for the next chunk (padding only at the end).
-      const joined = carry.length ? concat(carry, value) : value;
-      const whole = joined.length - (joined.length % 3);
-      carry = joined.slice(whole);
-      if (whole) controller.enqueue(encodeBase64(joined.subarray(0, whole), false));
     },
     cancel(reason) {
       return reader.cancel(reason);

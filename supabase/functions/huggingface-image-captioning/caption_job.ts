@@ -9,9 +9,7 @@ import { captionImage, type CaptionSource, type Hf, type ImageBytes } from "../_
 import { sniffImageType } from "./image.ts";
 import { type ClaimedJob, claimJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
 import type { Semaphore } from "../_shared/semaphore.ts";
-
-/** How the image reaches the model: a signed Storage URL the provider fetches, or its bytes. */
-export type ImageTransport = "url" | "inline";
+import type { ImageTransport } from "./transport.ts";
 
 /** What an attempt needs. */
 export interface CaptionJobContext {
@@ -116,7 +114,10 @@ async function signedImageUrl(ctx: CaptionJobContext, job: ClaimedJob): Promise<
 }
 
 /** Signs a URL for the image (downscaled when configured) and starts reading it; throws for a refused or failed download. */
-async function openImage(ctx: CaptionJobContext, job: ClaimedJob): Promise<{ url: string; res: Response; length?: number }> {
+async function openImage(
+  ctx: CaptionJobContext,
+  job: ClaimedJob,
+): Promise<{ url: string; res: Response; length?: number }> {
   // Refuse an oversized image before moving its bytes (a downscaled one is measured as it arrives).
   if (!ctx.resizeTo) refuseOversized(ctx, job.size);
   const { data, error } = await ctx.db.storage.from(job.bucket_id).createSignedUrl(
@@ -128,7 +129,10 @@ async function openImage(ctx: CaptionJobContext, job: ClaimedJob): Promise<{ url
   const res = await fetch(data.signedUrl);
   if (!res.ok) {
     const body = await res.json().catch(() => ({}));
-    throw downloadFailure({ message: body.message ?? res.statusText, statusCode: String(body.statusCode ?? res.status) });
+    throw downloadFailure({
+      message: body.message ?? res.statusText,
+      statusCode: String(body.statusCode ?? res.status),
+    });
   }
   const length = Number(res.headers.get("content-length") ?? NaN);
   if (Number.isFinite(length) && length > ctx.maxImageBytes) {
@@ -186,9 +190,9 @@ function downloadFailure(error: { message?: string; statusCode?: string } | null
   if (status === "500") {
     // The real Storage API answers 500 for a row whose file is not in the storage backend.
     return new Error(
-      `download failed: Storage answered 500 for an object that exists; its file bytes are probably missing from the storage backend (${
+      `download failed: Storage answered 500 (${
         error?.message ?? "no message"
-      })`,
+      }); for an object that exists, that usually means its file bytes are missing from the storage backend`,
     );
   }
   return new Error(`download failed: ${error?.message ?? "no data"}`);

@@ -14,7 +14,8 @@ import { allowMethods, catchErrors, compose, type Handler, readJson } from "../_
 import { createHf, type Hf, type HfDeps } from "../_shared/huggingface.ts";
 import { createSemaphore } from "../_shared/semaphore.ts";
 import { parseStorageObjectEvent, type StorageObjectRecord, verifyWebhookSecret } from "../_shared/webhook.ts";
-import { captionWhenFree, type ImageTransport } from "./caption_job.ts";
+import { captionWhenFree } from "./caption_job.ts";
+import { type ImageTransport, imageTransportFromEnv } from "./transport.ts";
 import { type Claim, claimJob, noteJob } from "./jobs.ts";
 import { databaseGate } from "./rate.ts";
 
@@ -69,30 +70,12 @@ function captioningConfigFromEnv(env: Env): CaptioningConfig {
     bucket: envString(env, "CAPTION_BUCKET") ?? "images",
     maxImageBytes: envInt(env, "CAPTION_MAX_IMAGE_BYTES", 10 * 1024 * 1024, { min: 1 }),
     concurrency: envInt(env, "CAPTION_CONCURRENCY", 4, { min: 1, max: 256 }),
-    transport: imageTransport(env, url),
+    transport: imageTransportFromEnv(env, url),
     resizeTo: envInt(env, "CAPTION_IMAGE_RESIZE", 0, { min: 0, max: 10_000 }) || undefined,
     db: createClient(url, serviceKey(env), {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     }),
   };
-}
-
-/**
- * `CAPTION_IMAGE_TRANSPORT`, by default `url` for a hosted project (the provider can fetch its
- * signed URLs) and `inline` for one it cannot reach (http, localhost, a private or Docker host).
- */
-function imageTransport(env: Env, supabaseUrl: string): ImageTransport {
-  const value = envString(env, "CAPTION_IMAGE_TRANSPORT");
-  if (value === "url" || value === "inline") return value;
-  if (value !== undefined) throw new ConfigError("CAPTION_IMAGE_TRANSPORT must be 'url' or 'inline'");
-  const url = URL.parse(supabaseUrl);
-  if (!url) throw new ConfigError("SUPABASE_URL must be an absolute URL");
-  return url.protocol === "https:" && !isPrivateHost(url.hostname) ? "url" : "inline";
-}
-
-function isPrivateHost(host: string): boolean {
-  return !host.includes(".") || host === "localhost" || host.endsWith(".localhost") || host.startsWith("[") ||
-    /^(127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|0\.)/.test(host) || host.endsWith(".internal");
 }
 
 /**
