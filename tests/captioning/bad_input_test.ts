@@ -64,15 +64,19 @@ Deno.test("malformed webhook requests get a clear 4xx and touch nothing", opts, 
     assert.equal(local.fake.seen.length, 0);
   }));
 
-Deno.test("an object deleted before its webhook arrives is answered 2xx 'gone', with nothing to retry", opts, () =>
-  withLocal(async (local) => {
-    const res = await webhook(local, event());
-    assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { status: "gone", reason: "the object no longer exists" });
-    const [{ count }] = await local.dev.stack.sql`select count(*)::int from captioning.jobs`;
-    assert.equal(count, 0);
-    assert.equal(local.fake.seen.length, 0);
-  }));
+Deno.test(
+  "an object deleted before its webhook arrives is answered 2xx 'gone', with nothing to retry",
+  opts,
+  () =>
+    withLocal(async (local) => {
+      const res = await webhook(local, event());
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), { status: "gone", reason: "the object no longer exists" });
+      const [{ count }] = await local.dev.stack.sql`select count(*)::int from captioning.jobs`;
+      assert.equal(count, 0);
+      assert.equal(local.fake.seen.length, 0);
+    }),
+);
 
 Deno.test("events the pipeline does not caption are answered 2xx 'skipped'", opts, () =>
   withLocal(async (local) => {

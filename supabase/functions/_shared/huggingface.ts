@@ -242,7 +242,9 @@ export function captionImage(hf: Hf, image: CaptionSource, signal?: AbortSignal)
     if (captionMode === "image-to-text") {
       // The client sends `data` as the body; a stand-in Blob keeps the image out of the blob store.
       const data = bytes instanceof Blob ? bytes : new Blob([], { type: bytes!.type });
-      const fetchFn = acceptingCaptionArrays(bytes instanceof Blob ? options.fetch : sendingBytes(options.fetch, bytes!));
+      const fetchFn = acceptingCaptionArrays(
+        bytes instanceof Blob ? options.fetch : sendingBytes(options.fetch, bytes!),
+      );
       const output = await client.imageToText({ ...target, data }, { ...options, fetch: fetchFn });
       text = output.generated_text;
     } else {
@@ -267,6 +269,9 @@ export function captionImage(hf: Hf, image: CaptionSource, signal?: AbortSignal)
   }, signal);
 }
 
+// A multiple of 3, so base64 encodes each chunk whole, with no bytes carried over (and copied) to the next.
+const CHUNK_BYTES = 255 * 1024;
+
 /** The bytes of a Blob or an {@linkcode ImageBytes} as a stream of chunks that share its memory. */
 function byteStream(source: Blob | ImageBytes): ReadableStream<Uint8Array> {
   if (source instanceof Blob) return source.stream();
@@ -275,7 +280,7 @@ function byteStream(source: Blob | ImageBytes): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
     pull(controller) {
       if (at >= bytes.length) return controller.close();
-      controller.enqueue(bytes.subarray(at, at += 256 * 1024));
+      controller.enqueue(bytes.subarray(at, at += CHUNK_BYTES));
     },
   }, { highWaterMark: 0 });
 }

@@ -7,9 +7,10 @@ import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { HttpError } from "../_shared/http.ts";
 import { captionImage, type CaptionSource, type Hf, type ImageBytes } from "../_shared/huggingface.ts";
 import { sniffImageType } from "./image.ts";
-import { type ClaimedJob, claimJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
+import { type ClaimedJob, claimJob, claimNextJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
 import type { Semaphore } from "../_shared/semaphore.ts";
 import type { ImageTransport } from "./transport.ts";
+import type { DownloadBuffers } from "./download_buffers.ts";
 
 /** What an attempt needs. */
 export interface CaptionJobContext {
@@ -20,7 +21,13 @@ export interface CaptionJobContext {
   transport: ImageTransport;
   /** When set, Storage's image transformation downscales to fit this many pixels a side. */
   resizeTo?: number;
+  /** Where downloads are read into, reused across jobs. */
+  buffers?: DownloadBuffers;
 }
+
+// Jobs are pulled after the first only this long after it started: one more attempt (at most
+// HF_DEADLINE_MS, 120 s by default) must still end within the worker's 150 s wall clock.
+const PULL_WINDOW_MS = 20_000;
 
 // How long a signed URL lives: the whole call with its retries fits (HF_DEADLINE_MS is 120 s by default).
 const SIGNED_URL_SECONDS = 300;
@@ -35,10 +42,20 @@ class PermanentFailure extends Error {}
  */
 export async function captionWhenFree(ctx: CaptionJobContext, slots: Semaphore, objectId: string): Promise<string> {
   const release = await slots.acquire();
+  const started = Date.now();
   try {
     const claim = await claimJob(ctx.db, objectId);
-    // Anything but "claimed" means another delivery took it, or it is no longer due.
-    return claim.outcome === "claimed" ? await runCaptionJob(ctx, claim as ClaimedJob) : claim.outcome;
+    // Anything but "claimed" means another delivery took it, it is no longer due, or the project is at its rate.
+    if (claim.outcome !== "claimed") return claim.outcome;
+    const outcome = await runCaptionJob(ctx, claim as ClaimedJob);
+    // The slot is free and the project's rate allowed this job: take the next due one at once rather
+    // than leave the slot idle until the next sweep, while the worker has wall clock to spare.
+    while (Date.now() - started < PULL_WINDOW_MS) {
+      const next = await claimNextJob(ctx.db);
+      if (next?.outcome !== "claimed") break;
+      await runCaptionJob(ctx, next as ClaimedJob);
+    }
+    return outcome;
   } catch (error) {
     // The job stays pending in the database; the sweeper sends it again.
     console.error(`caption of ${objectId} not started: ${(error as Error).message}`);
@@ -50,16 +67,26 @@ export async function captionWhenFree(ctx: CaptionJobContext, slots: Semaphore, 
 
 /** Runs one attempt and records its outcome; never throws (a lost lease is recovered by the sweeper). */
 export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Promise<string> {
+  // The download's array, handed back once every attempt has ended and nothing reads it any more.
+  let downloaded: Uint8Array | undefined;
+  const giveBack = () => downloaded && ctx.buffers?.giveBack(new Uint8Array(downloaded.buffer));
   try {
-    const image = ctx.transport === "url" && ctx.hf.config.captionMode === "chat"
-      ? await signedImageUrl(ctx, job)
-      : await downloadImage(ctx, job);
+    let image: CaptionSource;
+    if (ctx.transport === "url" && ctx.hf.config.captionMode === "chat") image = await signedImageUrl(ctx, job);
+    else {
+      const bytes = await downloadImage(ctx, job);
+      downloaded = bytes.bytes;
+      image = bytes;
+    }
     const caption = await captionImage(ctx.hf, image);
+    giveBack();
+    downloaded = undefined;
     // The caption is paid for: a passing database error must not send it round again.
     const outcome = await persistently(() => completeJob(ctx.db, job, caption, ctx.hf.config.imageToTextModel));
     if (outcome === "stale") console.warn(`caption of ${job.objectId} discarded: a newer attempt owns the job`);
     return outcome;
   } catch (error) {
+    giveBack();
     const failure = describeFailure(error);
     try {
       const outcome = await failJob(ctx.db, job, failure);
@@ -93,7 +120,7 @@ async function persistently<T>(write: () => Promise<T>): Promise<T> {
  */
 async function downloadImage(ctx: CaptionJobContext, job: ClaimedJob): Promise<ImageBytes> {
   const { res, length } = await openImage(ctx, job);
-  const bytes = await readAtMost(res.body!, ctx.maxImageBytes, length);
+  const bytes = await readAtMost(res.body!, ctx.maxImageBytes, length, ctx.buffers);
   if (!bytes) throw new PermanentFailure(`image is over the ${ctx.maxImageBytes}-byte limit`);
   if (bytes.length === 0) throw new PermanentFailure("image is empty (0 bytes)");
   const type = sniffImageType(bytes);
@@ -142,27 +169,34 @@ async function openImage(
   return { url: data.signedUrl, res, length: Number.isFinite(length) ? length : undefined };
 }
 
-/** Reads a body into one array (no chunk list, no Blob); `undefined` when it runs past `max` bytes. */
+/**
+ * Reads a body straight into one array (a BYOB reader: no chunk per read, no Blob); `undefined`
+ * when it runs past `max` bytes.
+ */
 async function readAtMost(
   body: ReadableStream<Uint8Array>,
   max: number,
   expected?: number,
+  buffers?: DownloadBuffers,
 ): Promise<Uint8Array | undefined> {
-  const reader = body.getReader();
-  let buffer = new Uint8Array(expected ?? 64 * 1024);
+  const reader = body.getReader({ mode: "byob" });
+  // One byte more than expected, to notice a body longer than it said.
+  const initial = Math.min(max + 1, (expected ?? 64 * 1024) + 1);
+  let buffer: ArrayBuffer = (buffers?.take(initial) ?? new Uint8Array(initial)).buffer as ArrayBuffer;
   let length = 0;
   try {
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return buffer.subarray(0, length);
-      if (length + value.length > max) return undefined;
-      if (length + value.length > buffer.length) {
-        const grown = new Uint8Array(Math.min(max, Math.max(buffer.length * 2, length + value.length)));
-        grown.set(buffer.subarray(0, length));
+      if (length === buffer.byteLength) {
+        const grown = new ArrayBuffer(Math.min(max + 1, buffer.byteLength * 2));
+        new Uint8Array(grown).set(new Uint8Array(buffer, 0, length));
         buffer = grown;
       }
-      buffer.set(value, length);
-      length += value.length;
+      const { value, done } = await reader.read(new Uint8Array(buffer, length, buffer.byteLength - length));
+      // The read transfers the array: keep the one it hands back.
+      if (value) buffer = value.buffer as ArrayBuffer;
+      if (done) return new Uint8Array(buffer, 0, length);
+      length += value.byteLength;
+      if (length > max) return undefined;
     }
   } finally {
     await reader.cancel().catch(() => {});

@@ -15,6 +15,7 @@ import { createHf, type Hf, type HfDeps } from "../_shared/huggingface.ts";
 import { createSemaphore } from "../_shared/semaphore.ts";
 import { parseStorageObjectEvent, type StorageObjectRecord, verifyWebhookSecret } from "../_shared/webhook.ts";
 import { captionWhenFree } from "./caption_job.ts";
+import { createDownloadBuffers } from "./download_buffers.ts";
 import { type ImageTransport, imageTransportFromEnv } from "./transport.ts";
 import { type Claim, claimJob, noteJob } from "./jobs.ts";
 import { databaseGate } from "./rate.ts";
@@ -45,6 +46,7 @@ export function createHandler(env: Env, deps: CaptioningDeps = {}): Handler {
   const hf = configured(() => createHf(hfConfigFromEnv(env), { gate: databaseGate(config().db), ...deps }));
   const waitUntil = deps.waitUntil ?? runInBackground;
   const slots = configured(() => createSemaphore(config().concurrency));
+  const buffers = configured(() => createDownloadBuffers(config().concurrency));
 
   return compose(catchErrors, allowMethods("POST"), async (req) => {
     const { webhookSecret, bucket, maxImageBytes, transport, resizeTo, db } = config();
@@ -56,7 +58,14 @@ export function createHandler(env: Env, deps: CaptioningDeps = {}): Handler {
     // Checks the object and records its job now; the claim waits until a slot is free.
     const status = await claimJob(db, event.record!.id, { take: false });
     if (status.outcome === "due") {
-      const ctx = { db, hf: await noting(db, event.record!.id, hf), maxImageBytes, transport, resizeTo };
+      const ctx = {
+        db,
+        hf: await noting(db, event.record!.id, hf),
+        maxImageBytes,
+        transport,
+        resizeTo,
+        buffers: buffers(),
+      };
       waitUntil(captionWhenFree(ctx, slots(), event.record!.id));
     }
     return answerFor(status);

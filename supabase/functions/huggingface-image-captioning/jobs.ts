@@ -49,6 +49,19 @@ export async function claimJob(db: SupabaseClient, objectId: string, { take = tr
 }
 
 /**
+ * Claims the job that has waited longest among those due; `undefined` when none is.
+ * @throws {Error} when the database cannot be reached.
+ */
+export async function claimNextJob(db: SupabaseClient): Promise<Claim | undefined> {
+  const { data, error } = await db.rpc("caption_job_claim_next");
+  if (error) throw new Error(`caption_job_claim_next failed: ${error.message}`);
+  const row = (data as (Omit<Claim, "objectId"> & { object_id: string })[])[0];
+  if (!row) return undefined;
+  const { object_id, ...claim } = row;
+  return { ...claim, objectId: object_id };
+}
+
+/**
  * Stores the caption and marks the job done, if this lease still holds it.
  * Returns `"done"`, or `"stale"` when a newer attempt or version took over (nothing is written).
  * @throws {Error} when the database cannot be reached.
