@@ -89,3 +89,23 @@ Deno.test(
       assert.equal(fake.seen.length, 0);
     }, { env: { HUGGING_FACE_ACCESS_TOKEN: "" } }),
 );
+
+Deno.test(
+  "CAPTION_IMAGE_RESIZE asks Storage for a transformed image through a render URL",
+  opts,
+  () =>
+    withLocal(async ({ admin, dev, fake, waitFor }) => {
+      const png = await makeRandomPng();
+      const { data } = await admin.storage.from("images").upload("resize/one.png", png, { contentType: "image/png" });
+      await waitFor("caption", async () => {
+        const [r] = await dev.stack.sql`select caption from public.image_caption where id = ${data!.id}`;
+        return r;
+      });
+      const url = new URL(fake.seen[0].json.messages[0].content[1].image_url.url);
+      assert.equal(url.pathname, "/storage/v1/render/image/sign/images/resize/one.png");
+      const claims = JSON.parse(
+        atob(url.searchParams.get("token")!.split(".")[1].replaceAll("-", "+").replaceAll("_", "/")),
+      );
+      assert.equal(claims.transformations, "width:1024,height:1024,resize:contain");
+    }, { env: { CAPTION_IMAGE_TRANSPORT: "url", CAPTION_IMAGE_RESIZE: "1024" } }),
+);

@@ -75,6 +75,12 @@ type Ctx = Required<Omit<StorageApiOptions, "poolSize">> & { sql: postgres.Sql }
 /** Dispatches one request by method and path; throws StorageError or database errors. */
 async function route(ctx: Ctx, req: Request): Promise<Response> {
   const url = new URL(req.url);
+  if (url.pathname.startsWith(`${PREFIX}/render/image/sign/`) && req.method === "GET") {
+    // Image transformations: the signed URL is checked like any other, but this stand-in cannot
+    // resize, so it serves the original image.
+    const path = url.pathname.slice(`${PREFIX}/render/image/sign/`.length).split("/").map(decodeSegment);
+    return await signedDownload(ctx, url, ...splitPath(path));
+  }
   if (!url.pathname.startsWith(`${PREFIX}/object/`)) return routeNotFound(req, url);
   const segments = url.pathname.slice(`${PREFIX}/object/`.length).split("/").map(decodeSegment);
   const [first] = segments;
@@ -313,14 +319,18 @@ async function signUrl(ctx: Ctx, req: Request, who: Caller, bucket: string, name
     throw new StorageError(400, "InvalidParameter", "expiresIn must be a number of seconds >= 1");
   }
   await findObject(ctx, who, bucket, name);
+  const transform = body?.transform && typeof body.transform === "object" && Object.keys(body.transform).length
+    ? Object.entries(body.transform as Record<string, unknown>).map(([k, v]) => `${k}:${v}`).join(",")
+    : undefined;
   const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ url: `${bucket}/${name}` })
+  const token = await new SignJWT({ url: `${bucket}/${name}`, ...(transform ? { transformations: transform } : {}) })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setIssuedAt(now)
     .setExpirationTime(now + Math.floor(expiresIn))
     .sign(secretKey(ctx.jwtSecret));
   // Raw (unencoded) path: supabase-js runs encodeURI over the whole URL.
-  return Response.json({ signedURL: `/object/sign/${bucket}/${name}?token=${token}` });
+  const route = transform ? "/render/image/sign" : "/object/sign";
+  return Response.json({ signedURL: `${route}/${bucket}/${name}?token=${token}` });
 }
 
 /** Serves an object through a signed URL; throws InvalidJWT/InvalidSignature for a bad token. */
