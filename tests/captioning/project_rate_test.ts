@@ -12,6 +12,8 @@ import { waitForJobs, withFleet } from "../support/function_fleet.ts";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const MAX_IN_FLIGHT = 2;
 const IMAGES = 10;
+// Time for a call already past its check when the pause is recorded to arrive (slow on a loaded machine).
+const GRACE_MS = 250;
 
 /** A proxy in front of the stand-in that records every call and answers the first one 429. */
 function recordingUpstream() {
@@ -93,10 +95,15 @@ Deno.test(
         const pausedUntil = pause.paused_until.getTime();
         assert.ok(pausedUntil - pausedAt >= 1900 && pausedUntil - pausedAt < 3000, `${pausedUntil - pausedAt} ms`);
 
-        // No instance called Hugging Face during it. A call that passed its check an instant before
-        // the pause was written may arrive just after: allow 50 ms for that.
-        const during = upstream.calls.filter((c) => c.at > pausedAt + 50 && c.at < pausedUntil);
-        assert.deepEqual(during, [], "calls arrived during the project-wide pause");
+        // No instance called Hugging Face during it. A call that passed its instance's check just
+        // before the pause was committed can still be on its way (a check-then-call across
+        // processes cannot be atomic): allow it GRACE_MS, a small part of the 2 s pause.
+        const during = upstream.calls.filter((c) => c.at > pausedAt + GRACE_MS && c.at < pausedUntil);
+        assert.deepEqual(
+          during.map((c) => `${c.at - pausedAt} ms into the pause`),
+          [],
+          "calls arrived during the project-wide pause",
+        );
         assert.ok(upstream.calls.filter((c) => c.at >= pausedUntil).length >= 1, "work resumed after the pause");
 
         // Never more calls at once than max_in_flight, across both processes.

@@ -51,7 +51,7 @@ export async function captionWhenFree(ctx: CaptionJobContext, slots: Semaphore, 
     // The slot is free and the project's rate allowed this job: take the next due one at once rather
     // than leave the slot idle until the next sweep, while the worker has wall clock to spare.
     while (Date.now() - started < PULL_WINDOW_MS) {
-      const next = await claimNextJob(ctx.db);
+      const next = await claimNextJob(ctx.db).catch(() => undefined); // the sweeper sends it instead
       if (next?.outcome !== "claimed") break;
       await runCaptionJob(ctx, next as ClaimedJob);
     }
