@@ -12,6 +12,7 @@
 import { type LoadResult, runLoad } from "./load.ts";
 import { runPipeline } from "./pipeline.ts";
 import { inferenceScenario } from "./inference.ts";
+import { printCaptionMemory, runCaptionMemory } from "./caption_memory.ts";
 import { userToken } from "../support/tokens.ts";
 import { freePort } from "../stack/testing.ts";
 
@@ -196,6 +197,7 @@ const scenarios: Record<string, () => Promise<void>> = {
   pipeline: pipelineScenario,
   inference: inferenceScenario,
   cache: () => import("./cache.ts").then((m) => m.cacheScenario()),
+  "caption-memory": async () => printCaptionMemory(await runCaptionMemory(), table),
 };
 const chosen = Deno.args.length ? Deno.args : Object.keys(scenarios);
 for (const name of chosen) {

@@ -50,7 +50,8 @@ export async function runPipeline(
     const { sql } = dev.stack;
     await sql`update captioning.settings set value = v from (values
       ('retry_base_seconds', '0.5'), ('retry_max_seconds', '5'), ('redispatch_seconds', '10'),
-      ('lease_seconds', '120'), ('max_attempts', '10')) as s(k, v) where key = s.k`;
+      ('lease_seconds', '120'), ('max_attempts', '10'), ('max_in_flight', ${String(4 * k)})) as s(k, v)
+      where key = s.k`;
     const admin = createClient(dev.apiUrl, dev.stack.serviceRoleKey, { auth: { persistSession: false } });
 
     // Distinct images, made before the clock starts.

@@ -52,7 +52,6 @@ Deno.test("malformed webhook requests get a clear 4xx and touch nothing", opts, 
       ["an extra field", event({ extra: 1 }), 400],
       ["another table", event({ table: "buckets" }), 400],
       ["an unknown event type", event({ type: "TRUNCATE" }), 400],
-      ["a record id that does not exist in storage.objects", event(), 404],
     ];
     for (const [label, body, status, headers] of cases) {
       const res = await webhook(local, body, headers);
@@ -64,6 +63,20 @@ Deno.test("malformed webhook requests get a clear 4xx and touch nothing", opts, 
     assert.equal(count, 0);
     assert.equal(local.fake.seen.length, 0);
   }));
+
+Deno.test(
+  "an object deleted before its webhook arrives is answered 2xx 'gone', with nothing to retry",
+  opts,
+  () =>
+    withLocal(async (local) => {
+      const res = await webhook(local, event());
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), { status: "gone", reason: "the object no longer exists" });
+      const [{ count }] = await local.dev.stack.sql`select count(*)::int from captioning.jobs`;
+      assert.equal(count, 0);
+      assert.equal(local.fake.seen.length, 0);
+    }),
+);
 
 Deno.test("events the pipeline does not caption are answered 2xx 'skipped'", opts, () =>
   withLocal(async (local) => {

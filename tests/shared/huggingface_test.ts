@@ -614,3 +614,47 @@ hfTest("no retry is started without time left for it to answer", async () => {
   assert.equal(failure.status, 502);
   assert.equal(upstream.seen.length, 1);
 });
+
+// --- Shared pause and streamed sources ----------------------------------------------------------
+
+hfTest("a gate is waited on before every attempt and told of each pause the upstream asks for", async () => {
+  const events: string[] = [];
+  const paused: { untilMs: number; status: number }[] = [];
+  const gate = {
+    wait: () => Promise.resolve(void events.push("wait")),
+    pause: (untilMs: number, status: number) => Promise.resolve(void paused.push({ untilMs, status })),
+  };
+  const upstream = scriptedFetch(error(503, "Model is currently loading", 0.05), chat("ok"));
+  const started = Date.now();
+  assert.equal(await captionImage(hfWith(upstream, {}, { gate }), pngBlob()), "ok");
+  assert.deepEqual(events, ["wait", "wait"]);
+  assert.equal(paused.length, 1);
+  assert.equal(paused[0].status, 503);
+  assert.ok(paused[0].untilMs >= started + 50 && paused[0].untilMs < Date.now() + 1000);
+});
+
+hfTest("a gate that cannot be reached does not stop the call", async (warnings) => {
+  const gate = { wait: () => Promise.reject(new Error("db down")), pause: () => Promise.reject(new Error("db down")) };
+  const upstream = scriptedFetch(chat("ok"));
+  assert.equal(await captionImage(hfWith(upstream, {}, { gate }), pngBlob()), "ok");
+  assert.ok(warnings.some((w) => w.includes("shared pause unavailable: db down")));
+});
+
+hfTest("chat mode with a URL source sends the URL itself, not the bytes", async () => {
+  const upstream = scriptedFetch(chat("a cat"));
+  const url = "https://project.supabase.co/storage/v1/object/sign/images/a.png?token=t";
+  assert.equal(await captionImage(hfWith(upstream), { url }), "a cat");
+  assert.equal(JSON.parse(textOf(upstream.seen[0])).messages[0].content[1].image_url.url, url);
+});
+
+hfTest("bytes held in one array are streamed in both modes, with their content type", async () => {
+  const bytes = Uint8Array.from({ length: 700_001 }, (_, i) => (i * 31) % 256);
+  const chatUpstream = scriptedFetch(chat("ok"));
+  await captionImage(hfWith(chatUpstream), { bytes, type: "image/webp" });
+  const url = JSON.parse(textOf(chatUpstream.seen[0])).messages[0].content[1].image_url.url;
+  assert.equal(url, `data:image/webp;base64,${Buffer.from(bytes).toString("base64")}`);
+  const taskUpstream = scriptedFetch(json({ generated_text: "ok" }));
+  await captionImage(hfWith(taskUpstream, { captionMode: "image-to-text" }), { bytes, type: "image/webp" });
+  assert.deepEqual(taskUpstream.seen[0].body, bytes);
+  assert.equal(taskUpstream.seen[0].headers.get("content-type"), "image/webp");
+});

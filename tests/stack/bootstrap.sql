@@ -5,6 +5,28 @@
 
 set local client_min_messages = warning;
 
+-- Against a database that already has the platform's schemas (a real Supabase Postgres), nothing it
+-- has is replaced: functions, triggers and views are created only when missing, tables `if not exists`.
+create or replace function pg_temp.create_missing_function(signature text, ddl text) returns void
+language plpgsql
+as $$
+begin
+  if to_regprocedure(signature) is null then
+    execute ddl;
+  end if;
+end
+$$;
+
+create or replace function pg_temp.create_missing_trigger(tablename regclass, trigger_name text, ddl text) returns void
+language plpgsql
+as $$
+begin
+  if not exists (select from pg_trigger where tgrelid = tablename and tgname = trigger_name) then
+    execute ddl;
+  end if;
+end
+$$;
+
 -- ---------------------------------------------------------------- roles
 do $$
 begin
@@ -85,24 +107,30 @@ create table if not exists auth.refresh_tokens (
 );
 
 -- The claims PostgREST (and our rest/storage stand-ins) put in the transaction-local GUC.
-create or replace function auth.jwt() returns jsonb
+select pg_temp.create_missing_function('auth.jwt()', $ddl$
+create function auth.jwt() returns jsonb
 language sql stable
 as $$
   select coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb
 $$;
+$ddl$);
 
 -- Null when there is no user (anon/service keys have no sub).
-create or replace function auth.uid() returns uuid
+select pg_temp.create_missing_function('auth.uid()', $ddl$
+create function auth.uid() returns uuid
 language sql stable
 as $$
   select nullif(coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''), auth.jwt() ->> 'sub'), '')::uuid
 $$;
+$ddl$);
 
-create or replace function auth.role() returns text
+select pg_temp.create_missing_function('auth.role()', $ddl$
+create function auth.role() returns text
 language sql stable
 as $$
   select coalesce(nullif(current_setting('request.jwt.claim.role', true), ''), auth.jwt() ->> 'role')
 $$;
+$ddl$);
 
 grant execute on function auth.jwt(), auth.uid(), auth.role() to anon, authenticated, service_role;
 
@@ -142,29 +170,36 @@ create unique index if not exists bucketid_objname on storage.objects (bucket_id
 alter table storage.buckets enable row level security;
 alter table storage.objects enable row level security;
 
-create or replace function storage.foldername(name text) returns text[]
+select pg_temp.create_missing_function('storage.foldername(text)', $ddl$
+create function storage.foldername(name text) returns text[]
 language sql immutable
 as $$
   select (string_to_array(name, '/'))[1:cardinality(string_to_array(name, '/')) - 1]
 $$;
+$ddl$);
 
-create or replace function storage.filename(name text) returns text
+select pg_temp.create_missing_function('storage.filename(text)', $ddl$
+create function storage.filename(name text) returns text
 language sql immutable
 as $$
   select (string_to_array(name, '/'))[cardinality(string_to_array(name, '/'))]
 $$;
+$ddl$);
 
 -- Like the platform's: the text after the last dot of the file name (the whole name when it has no dot).
-create or replace function storage.extension(name text) returns text
+select pg_temp.create_missing_function('storage.extension(text)', $ddl$
+create function storage.extension(name text) returns text
 language sql immutable
 as $$
   select reverse(split_part(reverse(storage.filename(name)), '.', 1))
 $$;
+$ddl$);
 
 grant execute on function storage.foldername(text), storage.filename(text), storage.extension(text)
   to anon, authenticated, service_role;
 
-create or replace function storage.touch_updated_at() returns trigger
+select pg_temp.create_missing_function('storage.touch_updated_at()', $ddl$
+create function storage.touch_updated_at() returns trigger
 language plpgsql
 as $$
 begin
@@ -172,13 +207,16 @@ begin
   return new;
 end
 $$;
+$ddl$);
 
-create or replace trigger update_objects_updated_at
-  before update on storage.objects
-  for each row execute function storage.touch_updated_at();
+select pg_temp.create_missing_trigger('storage.objects', 'update_objects_updated_at', $ddl$
+  create trigger update_objects_updated_at before update on storage.objects
+  for each row execute function storage.touch_updated_at()
+$ddl$);
 
 -- Recent platform versions refuse plain SQL deletes; only the Storage API (which sets the GUC) may delete.
-create or replace function storage.protect_delete() returns trigger
+select pg_temp.create_missing_function('storage.protect_delete()', $ddl$
+create function storage.protect_delete() returns trigger
 language plpgsql
 as $$
 begin
@@ -190,14 +228,17 @@ begin
   return null;
 end
 $$;
+$ddl$);
 
-create or replace trigger protect_objects_delete
-  before delete on storage.objects
-  for each statement execute function storage.protect_delete();
+select pg_temp.create_missing_trigger('storage.objects', 'protect_objects_delete', $ddl$
+  create trigger protect_objects_delete before delete on storage.objects
+  for each statement execute function storage.protect_delete()
+$ddl$);
 
-create or replace trigger protect_buckets_delete
-  before delete on storage.buckets
-  for each statement execute function storage.protect_delete();
+select pg_temp.create_missing_trigger('storage.buckets', 'protect_buckets_delete', $ddl$
+  create trigger protect_buckets_delete before delete on storage.buckets
+  for each statement execute function storage.protect_delete()
+$ddl$);
 
 grant all on storage.buckets, storage.objects to service_role;
 grant select, insert, update, delete on storage.objects to anon, authenticated;
@@ -220,11 +261,18 @@ create table if not exists vault.secrets (
 );
 create unique index if not exists secrets_name_idx on vault.secrets (name) where name is not null;
 
-create or replace view vault.decrypted_secrets as
-  select id, name, description, secret, secret as decrypted_secret, key_id, nonce, created_at, updated_at
-  from vault.secrets;
+do $$
+begin
+  if to_regclass('vault.decrypted_secrets') is null then
+    create view vault.decrypted_secrets as
+      select id, name, description, secret, secret as decrypted_secret, key_id, nonce, created_at, updated_at
+      from vault.secrets;
+  end if;
+end
+$$;
 
-create or replace function vault.create_secret(
+select pg_temp.create_missing_function('vault.create_secret(text, text, text)', $ddl$
+create function vault.create_secret(
   new_secret text,
   new_name text default null,
   new_description text default ''
@@ -235,8 +283,10 @@ as $$
   values (new_secret, new_name, coalesce(new_description, ''))
   returning id
 $$;
+$ddl$);
 
-create or replace function vault.update_secret(
+select pg_temp.create_missing_function('vault.update_secret(uuid, text, text, text)', $ddl$
+create function vault.update_secret(
   secret_id uuid,
   new_secret text default null,
   new_name text default null,
@@ -251,6 +301,7 @@ as $$
          updated_at = now()
    where id = secret_id
 $$;
+$ddl$);
 
 -- As on the platform, the API roles (service_role included) cannot read Vault; only postgres can.
 revoke all on vault.secrets, vault.decrypted_secrets from public, anon, authenticated, service_role;

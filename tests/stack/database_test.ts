@@ -160,3 +160,42 @@ Deno.test("bootstrap provides the platform's roles, auth, storage, vault and net
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("bootstrap keeps the platform objects a database already has and creates only what is missing", async () => {
+  const pg = await startPostgres({ port: freePort() });
+  const sql = postgres(pg.url, { onnotice: () => {} });
+  const dir = await supabaseDirWith({});
+  try {
+    // As on a real Supabase Postgres: the platform's own definitions are already there.
+    await sql.unsafe(`
+      create schema storage;
+      create function storage.foldername(name text) returns text[] language sql immutable
+        as $$ select array['the platform''s own'] $$;
+      create table storage.objects (id uuid primary key, bucket_id text, name text, owner uuid, owner_id text,
+        created_at timestamptz, updated_at timestamptz, last_accessed_at timestamptz, metadata jsonb,
+        path_tokens text[], version text, user_metadata jsonb);
+      create function storage.platform_touch() returns trigger language plpgsql as $$ begin return new; end $$;
+      create trigger update_objects_updated_at before update on storage.objects
+        for each row execute function storage.platform_touch();
+      create schema auth;
+      create function auth.uid() returns uuid language sql stable as $$ select '00000000-0000-0000-0000-00000000beef'::uuid $$;
+    `).simple();
+    await prepareDatabase(pg.url, { supabaseDir: dir });
+    const [kept] = await sql`select storage.foldername('a/b') as folder, auth.uid() as uid,
+      (select p.proname from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+        where t.tgname = 'update_objects_updated_at') as trigger_function`;
+    assert.deepEqual(kept, {
+      folder: ["the platform's own"],
+      uid: "00000000-0000-0000-0000-00000000beef",
+      trigger_function: "platform_touch",
+    });
+    // What was missing is there.
+    const [created] = await sql`select storage.filename('a/b.png') as file, auth.role() is null as no_role,
+      to_regclass('vault.decrypted_secrets') is not null as vault_view`;
+    assert.deepEqual(created, { file: "b.png", no_role: true, vault_view: true });
+  } finally {
+    await sql.end();
+    await pg.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,5 +1,5 @@
 /**
- * One PostgreSQL connection per API request at a time, and transactions on it.
+ * One PostgreSQL connection per API request at a time, from a bounded pool, and transactions on it.
  *
  * postgres.js 3.4.9 crashes the process when a statement is sent on a reserved connection whose
  * backend has died (porsager/postgres#1154, #1208), which `sql.begin()` does by itself (its
@@ -27,36 +27,93 @@ interface Connection {
   lost: boolean;
 }
 
-// Healthy connections kept between requests: opening one (fork + SCRAM) costs more than most
-// requests. A connection that failed or was lost is never put back.
-const idle = new Map<string, Connection[]>();
-const MAX_IDLE = 16;
+/** A bounded pool: at most `size` connections; requests beyond it wait their turn, first come first served. */
+interface Pool {
+  dbUrl: string;
+  size: number;
+  open: number;
+  // Healthy connections kept between requests: opening one (fork + SCRAM) costs more than most
+  // requests. A connection that failed or was lost is never put back.
+  idle: Connection[];
+  waiters: ((conn: Connection | null) => void)[];
+}
 
-/** Runs fn with a single-connection client of its own (reused when healthy); throws what fn throws. */
+const pools = new Map<string, Pool>();
+
+/** Pool options: requests of the same `name` share at most `size` connections (PostgREST's default pool is 10). */
+export interface PoolOptions {
+  name?: string;
+  size?: number;
+}
+
+/**
+ * Runs fn with a single-connection client of its own from the named pool (reused when healthy).
+ * When the pool's connections are all busy, waits for one, like the real services' pools: never
+ * more connections than the pool's size, so never "too many connections". Throws what fn throws.
+ */
 export async function withConnection<T>(
   dbUrl: string,
   fn: (sql: postgres.Sql) => Promise<T>,
+  { name = "default", size = 10 }: PoolOptions = {},
 ): Promise<T> {
-  let conn = idle.get(dbUrl)?.pop();
-  while (conn?.lost) conn = idle.get(dbUrl)?.pop(); // closed while idle, e.g. by a restart
-  conn ??= connect(dbUrl);
+  const key = `${name}\n${dbUrl}`;
+  let pool = pools.get(key);
+  if (!pool) pools.set(key, pool = { dbUrl, size, open: 0, idle: [], waiters: [] });
+  const conn = await acquire(pool);
   let healthy = false;
   try {
     const result = await fn(conn.guarded);
     healthy = !conn.lost;
     return result;
   } finally {
-    const pool = idle.get(dbUrl) ?? [];
-    if (healthy && pool.length < MAX_IDLE) idle.set(dbUrl, [...pool, conn]);
-    else await conn.client.end({ timeout: 0 });
+    release(pool, conn, healthy);
   }
 }
 
-/** Closes the connections kept for dbUrl; call it before the database goes away for good. */
+async function acquire(pool: Pool): Promise<Connection> {
+  for (;;) {
+    const conn = pool.idle.pop();
+    if (conn && !conn.lost) return conn;
+    if (conn) {
+      pool.open--; // closed while idle, e.g. by a restart
+      continue;
+    }
+    if (pool.open < pool.size) {
+      pool.open++;
+      return connect(pool.dbUrl);
+    }
+    // Handed a healthy connection by release, or null: a slot freed up, open a new one.
+    const handed = await new Promise<Connection | null>((resolve) => pool.waiters.push(resolve));
+    if (handed && !handed.lost) return handed;
+    if (handed) pool.open--;
+    pool.open++;
+    return connect(pool.dbUrl);
+  }
+}
+
+function release(pool: Pool, conn: Connection, healthy: boolean): void {
+  const next = pool.waiters.shift();
+  if (healthy) {
+    if (next) next(conn);
+    else pool.idle.push(conn);
+    return;
+  }
+  conn.client.end({ timeout: 0 }).catch(() => {});
+  pool.open--;
+  next?.(null);
+}
+
+/** Closes the idle connections kept for dbUrl (every pool); call it before the database goes away for good. */
 export async function closeIdleConnections(dbUrl: string): Promise<void> {
-  const pool = idle.get(dbUrl) ?? [];
-  idle.delete(dbUrl);
-  await Promise.all(pool.map((conn) => conn.client.end({ timeout: 0 })));
+  const closing: Promise<void>[] = [];
+  for (const [key, pool] of pools) {
+    if (pool.dbUrl !== dbUrl) continue;
+    closing.push(...pool.idle.map((conn) => conn.client.end({ timeout: 0 })));
+    pool.open -= pool.idle.length;
+    pool.idle = [];
+    if (pool.open <= 0 && pool.waiters.length === 0) pools.delete(key);
+  }
+  await Promise.all(closing);
 }
 
 function connect(dbUrl: string): Connection {

@@ -30,6 +30,10 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
       await new Promise((r) => setTimeout(r, Number(url.searchParams.get("ms"))));
     }
     if (url.pathname === "/fail") return Response.json({ boom: true }, { status: 500 });
+    if (url.pathname === "/redirect") {
+      return new Response(null, { status: 302, headers: { location: "/landing", "x-first": "302" } });
+    }
+    if (url.pathname === "/landing") return Response.json({ method: req.method, body }, { status: 201 });
     return Response.json({ ok: true, echo: body }, { headers: { "x-target": "yes" } });
   });
   const base = `http://127.0.0.1:${target.addr.port}`;
@@ -106,7 +110,10 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
         const r = await response(await post("/slow?ms=1500", 300));
         assert.equal(r.status_code, null);
         assert.equal(r.timed_out, true);
-        assert.match(r.error_msg, /^Timeout of 300 ms reached/);
+        assert.match(
+          r.error_msg,
+          /^Timeout of 300 ms reached\. Total time: [\d.]+ ms \(DNS time: [\d.]+ ms, TCP\/SSL handshake time: [\d.]+ ms, HTTP Request\/Response time: [\d.]+ ms\)$/,
+        );
         assert.ok(seen.some((s) => s.path === "/slow?ms=1500"));
       },
     );
@@ -121,17 +128,30 @@ Deno.test("pg_net worker: delivery after commit, nothing on rollback, outcomes r
     });
 
     await t.step(
-      "a slow request holds up the ones queued behind it; params become the query string",
+      "a batch goes out in parallel, a slow request holds up the next batch; params become the query string",
       async () => {
         const [ids] = await sql`select net.http_post(${base + "/slow"}, params => '{"ms":"600"}') as slow,
-                                     net.http_get(${base + "/behind"}, params => '{"q":"a&b"}') as behind`;
-        await response(ids.behind);
+                                     net.http_get(${base + "/beside"}, params => '{"q":"a&b"}') as beside`;
+        await waitFor("the slow request", () => seen.find((s) => s.path === "/slow?ms=600"));
+        const next = await post("/next-batch");
+        await response(next);
+        await response(ids.beside);
         const slow = seen.find((s) => s.path === "/slow?ms=600")!;
-        const behind = seen.find((s) => s.path === "/behind?q=a%26b")!;
-        assert.ok(
-          behind.at - slow.at >= 550,
-          `the second request came ${behind.at - slow.at} ms after the slow one`,
-        );
+        const beside = seen.find((s) => s.path === "/beside?q=a%26b")!;
+        const behind = seen.find((s) => s.path === "/next-batch")!;
+        assert.ok(Math.abs(beside.at - slow.at) < 300, `same batch, ${beside.at - slow.at} ms apart`);
+        assert.ok(behind.at - slow.at >= 550, `the next batch came ${behind.at - slow.at} ms after the slow one`);
+      },
+    );
+
+    await t.step(
+      "a 302 is followed as a GET without a body; the final answer is recorded with the first headers",
+      async () => {
+        const r = await response(await post("/redirect"));
+        assert.equal(r.status_code, 201);
+        assert.deepEqual(JSON.parse(r.content), { method: "GET", body: "" });
+        assert.equal(r.headers["x-first"], "302");
+        assert.equal(seen.filter((s) => s.path === "/landing").length, 1);
       },
     );
 

@@ -12,13 +12,15 @@ import { type ApiClaims, verifyApiJwt } from "./keys.ts";
 
 /** Options for {@linkcode createRestApi}. */
 export interface RestApiOptions {
-  /** A superuser URL; each request opens its own connection and switches role inside one transaction. */
+  /** A superuser URL; each request takes a pooled connection and switches role inside one transaction. */
   dbUrl: string;
   jwtSecret: string;
   /** Public keys of the Auth stand-in: user tokens signed ES256 verify against them. */
   jwks?: JSONWebKeySet;
   /** Schemas reachable through Accept-Profile/Content-Profile; the first is the default. */
   schemas?: string[];
+  /** Database connections shared by all requests, like PostgREST's db-pool; more wait their turn (default 10). */
+  poolSize?: number;
 }
 
 type Sql = postgres.Sql;
@@ -71,7 +73,7 @@ export function createRestApi(opts: RestApiOptions): (req: Request) => Promise<R
             return await callRpc(tx, schema, resource.slice(4), req, url, body);
           }
           return await tableRequest(tx, schema, resource, req, url, body);
-        }));
+        }), { name: "rest", size: opts.poolSize ?? 10 });
     } catch (e) {
       return errorResponse(e, role);
     }

@@ -42,8 +42,8 @@ export interface Stack {
   apiUrl: string;
   dbUrl: string;
   /**
-   * Superuser connection pool for tests and tools. The API handlers do not use it: they open a
-   * connection per request, so a transaction cut by a PostgreSQL restart cannot wedge them.
+   * Superuser connection pool for tests and tools. The API handlers do not use it: they take a
+   * pooled connection per request (never reused once lost), so a transaction cut by a PostgreSQL restart cannot wedge them.
    */
   sql: postgres.Sql;
   jwtSecret: string;

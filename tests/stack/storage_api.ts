@@ -16,7 +16,7 @@ import { verifyApiJwt } from "./keys.ts";
 
 /** Options for {@linkcode createStorageApi}. */
 export interface StorageApiOptions {
-  /** A superuser URL; each request opens its own connection (see db_session.ts). */
+  /** A superuser URL; each request takes a connection from the Storage pool (see db_session.ts). */
   dbUrl: string;
   jwtSecret: string;
   /** Public keys of the Auth stand-in: user tokens signed ES256 verify against them. */
@@ -25,6 +25,8 @@ export interface StorageApiOptions {
   dataDir: string;
   /** Upload limit in bytes before bucket limits (the CLI default is 50 MiB). */
   fileSizeLimit?: number;
+  /** Database connections shared by all requests; more requests wait their turn (default 10). */
+  poolSize?: number;
 }
 
 /** The Storage API's error: the real code goes in the body, the HTTP status is 400 (500 for internal errors). */
@@ -60,7 +62,10 @@ export function createStorageApi(opts: StorageApiOptions): (req: Request) => Pro
   const fileSizeLimit = opts.fileSizeLimit ?? 50 * 1024 * 1024;
   return async (req) => {
     try {
-      return await withConnection(opts.dbUrl, (sql) => route({ ...opts, fileSizeLimit, sql }, req));
+      return await withConnection(opts.dbUrl, (sql) => route({ ...opts, fileSizeLimit, sql }, req), {
+        name: "storage",
+        size: opts.poolSize ?? 10,
+      });
     } catch (e) {
       return errorResponse(e);
     }
@@ -68,11 +73,19 @@ export function createStorageApi(opts: StorageApiOptions): (req: Request) => Pro
 }
 
 /** Per-request context: options plus this request's connection. */
-type Ctx = Required<Omit<StorageApiOptions, "jwks">> & Pick<StorageApiOptions, "jwks"> & { sql: postgres.Sql };
+type Ctx = Required<Omit<StorageApiOptions, "jwks" | "poolSize">> & Pick<StorageApiOptions, "jwks"> & {
+  sql: postgres.Sql;
+};
 
 /** Dispatches one request by method and path; throws StorageError or database errors. */
 async function route(ctx: Ctx, req: Request): Promise<Response> {
   const url = new URL(req.url);
+  if (url.pathname.startsWith(`${PREFIX}/render/image/sign/`) && req.method === "GET") {
+    // Image transformations: the signed URL is checked like any other, but this stand-in cannot
+    // resize, so it serves the original image.
+    const path = url.pathname.slice(`${PREFIX}/render/image/sign/`.length).split("/").map(decodeSegment);
+    return await signedDownload(ctx, url, ...splitPath(path));
+  }
   if (!url.pathname.startsWith(`${PREFIX}/object/`)) return routeNotFound(req, url);
   const segments = url.pathname.slice(`${PREFIX}/object/`.length).split("/").map(decodeSegment);
   const [first] = segments;
@@ -107,7 +120,12 @@ async function route(ctx: Ctx, req: Request): Promise<Response> {
 
 /** Verifies the bearer token like the Storage API (no `apikey` fallback); throws AccessDenied with jsonwebtoken's wording. */
 async function caller(ctx: Ctx, req: Request): Promise<Caller> {
-  const token = (req.headers.get("authorization") ?? "").replace(/^bearer\s+/i, "");
+  const header = req.headers.get("authorization");
+  if (header === null) {
+    // Refused by the route's schema before any JWT check.
+    throw new StorageError(400, "InvalidRequest", "headers must have required property 'authorization'");
+  }
+  const token = header.replace(/^bearer\s+/i, "");
   if (!token) throw new StorageError(403, "AccessDenied", "jwt must be provided");
   try {
     const payload = await verifyApiJwt(token, ctx.jwtSecret, ctx.jwks);
@@ -147,9 +165,11 @@ async function upload(
     const meta = tx.json({ mimetype: file.mimetype, contentLength: file.bytes.byteLength });
     const insert = tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata)
                       values (${bucket}, ${name}, ${ownerUuid}, ${owner}, '1', ${meta})`;
+    // A service-key upsert over a user's file keeps its owner.
     await (upsert
       ? tx`${insert} on conflict (name, bucket_id) do update
-             set version = excluded.version, metadata = excluded.metadata, owner = excluded.owner, owner_id = excluded.owner_id`
+             set version = excluded.version, metadata = excluded.metadata,
+                 owner = coalesce(excluded.owner, objects.owner), owner_id = coalesce(excluded.owner_id, objects.owner_id)`
       : insert);
   });
 
@@ -176,10 +196,11 @@ async function upload(
         await tx`select version from storage.objects where bucket_id = ${bucket} and name = ${name} for update`;
       const insert = tx`insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata)
         values (${bucket}, ${name}, ${ownerUuid}, ${owner}, ${version}, ${tx.json(metadata)},
-                ${file.userMetadata ? tx.json(file.userMetadata) : null})`;
+                ${tx.json(file.userMetadata ?? {})})`;
       const [r] = await (upsert
         ? tx`${insert} on conflict (name, bucket_id) do update
-               set owner = excluded.owner, owner_id = excluded.owner_id, version = excluded.version,
+               set owner = coalesce(excluded.owner, objects.owner), owner_id = coalesce(excluded.owner_id, objects.owner_id),
+                   version = excluded.version,
                    metadata = excluded.metadata, user_metadata = excluded.user_metadata
              returning *`
         : tx`${insert} returning *`);
@@ -215,7 +236,7 @@ async function readUpload(req: Request) {
     const cache = field("cacheControl");
     return {
       bytes: file.data,
-      mimetype: file.contentType ?? "text/plain",
+      mimetype: file.contentType ?? "application/octet-stream",
       cacheControl: cache ? `max-age=${cache}` : "no-cache",
       userMetadata: parseUserMetadata(field("metadata")),
     };
@@ -223,7 +244,7 @@ async function readUpload(req: Request) {
   const encoded = req.headers.get("x-metadata");
   return {
     bytes: body,
-    mimetype: type || "text/plain",
+    mimetype: type || "application/octet-stream",
     cacheControl: req.headers.get("cache-control") ?? "no-cache",
     userMetadata: parseUserMetadata(
       encoded ? new TextDecoder().decode(Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0))) : null,
@@ -303,14 +324,18 @@ async function signUrl(ctx: Ctx, req: Request, who: Caller, bucket: string, name
     throw new StorageError(400, "InvalidParameter", "expiresIn must be a number of seconds >= 1");
   }
   await findObject(ctx, who, bucket, name);
+  const transform = body?.transform && typeof body.transform === "object" && Object.keys(body.transform).length
+    ? Object.entries(body.transform as Record<string, unknown>).map(([k, v]) => `${k}:${v}`).join(",")
+    : undefined;
   const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ url: `${bucket}/${name}` })
+  const token = await new SignJWT({ url: `${bucket}/${name}`, ...(transform ? { transformations: transform } : {}) })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setIssuedAt(now)
     .setExpirationTime(now + Math.floor(expiresIn))
     .sign(secretKey(ctx.jwtSecret));
   // Raw (unencoded) path: supabase-js runs encodeURI over the whole URL.
-  return Response.json({ signedURL: `/object/sign/${bucket}/${name}?token=${token}` });
+  const route = transform ? "/render/image/sign" : "/object/sign";
+  return Response.json({ signedURL: `${route}/${bucket}/${name}?token=${token}` });
 }
 
 /** Serves an object through a signed URL; throws InvalidJWT/InvalidSignature for a bad token. */
@@ -352,13 +377,14 @@ async function findObject(ctx: Ctx, who: Caller, bucket: string, name: string): 
   return rows[0] as unknown as ObjectRow;
 }
 
-/** Streams the stored bytes with the stored content type; throws NoSuchKey when the file is gone. */
+/** Streams the stored bytes with the stored content type; throws InternalError (500) when the row has no file. */
 async function serve(ctx: Ctx, url: URL, row: ObjectRow): Promise<Response> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(`${ctx.dataDir}/${row.version}`);
   } catch {
-    throw new StorageError(404, "NoSuchKey", "Object not found");
+    // The row is there but the backend has no file for it: the real server answers 500.
+    throw new StorageError(500, "InternalError", "The object's file is missing from the storage backend");
   }
   const meta = row.metadata ?? {};
   const headers = new Headers({
@@ -472,12 +498,23 @@ function errorResponse(e: unknown): Response {
     {
       statusCode: String(err.httpStatusCode),
       code: err.code,
-      error: err.code,
+      error: ERROR_TITLES[err.code] ?? err.code,
       message: err.message,
     },
     { status },
   );
 }
+
+// The short title the Storage API puts in `error`, per code.
+const ERROR_TITLES: Record<string, string> = {
+  NoSuchBucket: "Bucket not found",
+  NoSuchKey: "not_found",
+  KeyAlreadyExists: "Duplicate",
+  AccessDenied: "Unauthorized",
+  EntityTooLarge: "Payload too large",
+  InvalidRequest: "Bad Request",
+  InternalError: "Internal Server Error",
+};
 
 /** The Storage API's mapping of PostgreSQL errors; throws nothing. */
 function fromDatabaseError(e: unknown): StorageError {
@@ -493,7 +530,7 @@ function fromDatabaseError(e: unknown): StorageError {
         pg.message?.includes("row-level security") ? "new row violates row-level security policy" : pg.message ?? "",
       );
     case "23505":
-      return new StorageError(409, "ResourceAlreadyExists", "The resource already exists");
+      return new StorageError(409, "KeyAlreadyExists", "The resource already exists");
     case "23503":
       return pg.detail?.includes("is still referenced from table")
         ? new StorageError(409, "ResourceReferenced", pg.detail)

@@ -150,7 +150,18 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
       assert.equal(data, null);
       assert.equal(error?.status, 400);
       assert.equal(error?.statusCode, "409");
-      assert.equal(apiError(error)?.code, "ResourceAlreadyExists");
+      assert.equal(apiError(error)?.code, "KeyAlreadyExists");
+      const raw = await fetch(`${stack.apiUrl}/storage/v1/object/images/shared/one.png`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack.serviceRoleKey}`, "content-type": "image/png" },
+        body: bytes("nope"),
+      });
+      assert.deepEqual(await raw.json(), {
+        statusCode: "409",
+        code: "KeyAlreadyExists",
+        error: "Duplicate",
+        message: "The resource already exists",
+      });
       assert.equal((await row("images", "shared/one.png")).metadata.size, 9);
     });
 
@@ -181,6 +192,30 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
         );
       },
     );
+
+    await t.step("a service-key upsert over a user's file keeps its owner", async () => {
+      const { error } = await admin.storage.from("images").upload(`${ALICE}/pic.png`, bytes("alice"), {
+        contentType: "image/png",
+        upsert: true,
+      });
+      assert.equal(error, null);
+      const r = await row("images", `${ALICE}/pic.png`);
+      assert.equal(r.owner, ALICE);
+      assert.equal(r.owner_id, ALICE);
+    });
+
+    await t.step("no Content-Type is application/octet-stream; no metadata is user_metadata {}", async () => {
+      const res = await fetch(`${stack.apiUrl}/storage/v1/object/images/shared/raw.bin`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack.serviceRoleKey}` },
+        body: new Blob([bytes("raw")]),
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      const r = await row("images", "shared/raw.bin");
+      assert.equal(r.metadata.mimetype, "application/octet-stream");
+      assert.deepEqual(r.user_metadata, {});
+      assert.equal((await admin.storage.from("images").remove(["shared/raw.bin"])).error, null);
+    });
 
     await t.step("authenticated download needs SELECT on the row", async () => {
       const own = await alice.storage.from("images").download(`${ALICE}/pic.png`);
@@ -277,17 +312,17 @@ Deno.test("storage stand-in behaves like the Storage API for supabase-js", async
       assert.equal(none.error?.message, "Bucket not found");
     });
 
-    await t.step("a missing or forged JWT is a 403 in a 400 response", async () => {
+    await t.step("no Authorization header is InvalidRequest; a forged JWT is a 403 in a 400 response", async () => {
       const missing = await fetch(`${stack.apiUrl}/storage/v1/object/images/x.txt`, {
         method: "POST",
         body: "x",
       });
       assert.equal(missing.status, 400);
       assert.deepEqual(await missing.json(), {
-        statusCode: "403",
-        code: "AccessDenied",
-        error: "AccessDenied",
-        message: "jwt must be provided",
+        statusCode: "400",
+        code: "InvalidRequest",
+        error: "Bad Request",
+        message: "headers must have required property 'authorization'",
       });
       const forged = await signUserToken(
         { sub: ALICE },

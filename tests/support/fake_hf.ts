@@ -9,7 +9,8 @@
  *   `[[{label, score}]]`), images as real PNGs and speech as a real WAV made here;
  * - `…/pipeline/feature-extraction`: the same, the route the client takes without an endpoint URL;
  * - `POST …/models/{org}/{model}/v1/chat/completions`: an OpenAI chat completion, plain or streamed
- *   as server-sent events ending with `data: [DONE]`; with an image as a data URL, a caption;
+ *   as server-sent events ending with `data: [DONE]`; with an image as a data URL or an http(s) URL it
+ *   fetches (as providers do), a caption;
  * - errors as JSON `{"error": "...", "estimated_time"?: n}` with the upstream's status.
  *
  * Replies can be scripted per call (`enqueue`) or drawn at random (`faults`) to test retries.
@@ -339,9 +340,8 @@ function counted(caption: string, captionsAnswered: Map<string, number>, signal:
 }
 
 async function captionChat(record: SeenRequest, { captionsAnswered, signal }: AnswerContext): Promise<Response> {
-  const dataUrl = findImageUrl(record.json);
-  const match = dataUrl && /^data:image\/[\w.+-]+;base64,(.+)$/.exec(dataUrl);
-  const caption = match ? await describe(Uint8Array.from(atob(match[1]), (c) => c.charCodeAt(0))) : undefined;
+  const bytes = await imageOf(findImageUrl(record.json));
+  const caption = bytes ? await describe(bytes) : undefined;
   if (!caption) return hfError(400, "messages must contain a valid image_url");
   counted(caption, captionsAnswered, signal);
   return Response.json(chatCompletion(record.model, caption));
@@ -422,6 +422,19 @@ export async function describe(bytes: Uint8Array): Promise<string | undefined> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
   const hex = [...digest.subarray(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("");
   return `a ${info.width}x${info.height} ${info.type} image ${hex}`;
+}
+
+/** The bytes of a data URL, or of an http(s) URL fetched as a provider does; undefined when there are none. */
+async function imageOf(url: string | undefined): Promise<Uint8Array | undefined> {
+  const data = url && /^data:image\/[\w.+-]+;base64,(.+)$/.exec(url);
+  if (data) return (Uint8Array as unknown as { fromBase64(s: string): Uint8Array }).fromBase64(data[1]);
+  if (!url || !/^https?:\/\//.test(url)) return undefined;
+  const res = await fetch(url).catch(() => undefined);
+  if (!res?.ok) {
+    await res?.body?.cancel();
+    return undefined;
+  }
+  return new Uint8Array(await res.arrayBuffer());
 }
 
 function findImageUrl(body: any): string | undefined {

@@ -16,6 +16,7 @@ import {
   type Options,
 } from "npm:@huggingface/inference@4.13.30";
 import type { HfConfig } from "./hf_config.ts";
+import { dataUrlStream } from "./data_url.ts";
 import { HttpError } from "./http.ts";
 import { classifyHfError, type HfFailure, mapHfError } from "./hf_errors.ts";
 import { backoffDelay, sleep } from "./retry.ts";
@@ -49,10 +50,21 @@ export interface Hf {
   run<T>(model: string, call: HfCall<T>, signal?: AbortSignal): Promise<T>;
 }
 
-/** Test seams: the upstream `fetch`, and randomness for jitter. */
+/**
+ * A pause shared beyond this instance (e.g. recorded in the database): `wait` resolves when calls
+ * may go out, `pause` records one the upstream asked for. Either may throw; a failure is logged
+ * and the call goes on under the instance's own pause.
+ */
+export interface HfGate {
+  wait(signal?: AbortSignal): Promise<void>;
+  pause(untilMs: number, status: number): Promise<void>;
+}
+
+/** Test seams: the upstream `fetch`, and randomness for jitter; `gate` shares pauses across instances. */
 export interface HfDeps {
   fetch?: typeof fetch;
   random?: () => number;
+  gate?: HfGate;
 }
 
 /** Builds an {@linkcode Hf} from its configuration. */
@@ -78,6 +90,7 @@ export function createHf(config: HfConfig, deps: HfDeps = {}): Hf {
         if (pause.until >= deadline) throw pausedError(pause, model);
         await sleep(pause.until - Date.now(), signal);
       }
+      if (deps.gate) await deps.gate.wait(signal).catch((e) => gateFailed(e, signal));
       const observed: { headers?: Headers } = {};
       let failure: HfFailure;
       let error: unknown;
@@ -99,6 +112,7 @@ export function createHf(config: HfConfig, deps: HfDeps = {}): Hf {
       if (failure.retryAfterMs !== undefined && (failure.upstreamStatus === 429 || failure.upstreamStatus === 503)) {
         const until = Date.now() + failure.retryAfterMs;
         if (until > pause.until) pause = { until, status: failure.upstreamStatus };
+        if (deps.gate) await deps.gate.pause(until, failure.upstreamStatus).catch((e) => gateFailed(e));
       }
       const delay = failure.retryAfterMs ?? backoffDelay(attempt, config.retryBaseMs, config.retryMaxDelayMs, random);
       // A retry needs time to answer: one cut short by the deadline may still be served (and
@@ -144,6 +158,11 @@ export function textToImage(
     }
     return { body: blob, contentType: blob.type };
   }, signal);
+}
+
+function gateFailed(error: unknown, signal?: AbortSignal): void {
+  if (signal?.aborted) throw signal.reason;
+  console.warn(`shared pause unavailable: ${(error as Error)?.message ?? error}`);
 }
 
 function pausedError(pause: { until: number; status: number }, model: string): HttpError {
@@ -197,22 +216,41 @@ export const CAPTION_PROMPT =
 // Longest caption kept; a model that rambles is cut, not rejected.
 const MAX_CAPTION_LENGTH = 1000;
 
+/** Image bytes held once, in one array (a Blob's bytes live outside the JS heap, unseen by its GC). */
+export interface ImageBytes {
+  bytes: Uint8Array;
+  type: string;
+}
+
+/** An image to caption: its bytes, or a URL the provider fetches it from (e.g. a signed Storage URL). */
+export type CaptionSource = Blob | ImageBytes | { url: string };
+
 /**
- * Captions an image with `hf.config.imageToTextModel`, by the image-to-text task or by chat
- * completion with the image as a data URL, per `hf.config.captionMode`.
+ * Captions an image with `hf.config.imageToTextModel`, by the image-to-text task (bytes only) or by
+ * chat completion with the image as a URL or a data URL, per `hf.config.captionMode`. Bytes are
+ * streamed (a data URL base64-encoded chunk by chunk), so the image is held once, never as strings.
  * @throws {HttpError} mapped from the upstream failure; 502 when the answer holds no caption.
+ * @throws {TypeError} for a URL source in image-to-text mode (that task takes bytes).
  */
-export function captionImage(hf: Hf, image: Blob, signal?: AbortSignal): Promise<string> {
+export function captionImage(hf: Hf, image: CaptionSource, signal?: AbortSignal): Promise<string> {
   const { captionMode, imageToTextModel } = hf.config;
+  const bytes = "url" in image ? undefined : image as Blob | ImageBytes;
+  if (captionMode === "image-to-text" && !bytes) {
+    throw new TypeError("image-to-text mode needs the image bytes, not a URL");
+  }
   return hf.run(imageToTextModel, async (client, target, options) => {
     let text: string | undefined;
     if (captionMode === "image-to-text") {
-      const output = await client.imageToText(
-        { ...target, data: image },
-        { ...options, fetch: acceptingCaptionArrays(options.fetch) },
+      // The client sends `data` as the body; a stand-in Blob keeps the image out of the blob store.
+      const data = bytes instanceof Blob ? bytes : new Blob([], { type: bytes!.type });
+      const fetchFn = acceptingCaptionArrays(
+        bytes instanceof Blob ? options.fetch : sendingBytes(options.fetch, bytes!),
       );
+      const output = await client.imageToText({ ...target, data }, { ...options, fetch: fetchFn });
       text = output.generated_text;
     } else {
+      // The client builds the JSON body as one string; give it a marker and stream the image in its place.
+      const marker = bytes ? `caption-image-${crypto.randomUUID()}` : (image as { url: string }).url;
       const output = await client.chatCompletion({
         ...target,
         max_tokens: 120,
@@ -220,16 +258,84 @@ export function captionImage(hf: Hf, image: Blob, signal?: AbortSignal): Promise
           role: "user",
           content: [
             { type: "text", text: CAPTION_PROMPT },
-            { type: "image_url", image_url: { url: await toDataUrl(image) } },
+            { type: "image_url", image_url: { url: marker } },
           ],
         }],
-      }, options);
+      }, bytes ? { ...options, fetch: streamingDataUrl(options.fetch, marker, bytes) } : options);
       text = output.choices?.[0]?.message?.content ?? undefined;
     }
     const caption = text?.replace(/\s+/g, " ").trim().slice(0, MAX_CAPTION_LENGTH);
     if (!caption) throw new InferenceClientProviderOutputError("the model returned no caption");
     return caption;
   }, signal);
+}
+
+// A multiple of 3, so base64 encodes each chunk whole, with no bytes carried over (and copied) to the next.
+const CHUNK_BYTES = 255 * 1024;
+
+/** The bytes of a Blob or an {@linkcode ImageBytes} as a stream of chunks that share its memory. */
+function byteStream(source: Blob | ImageBytes): ReadableStream<Uint8Array> {
+  if (source instanceof Blob) return source.stream();
+  const { bytes } = source;
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= bytes.length) return controller.close();
+      controller.enqueue(bytes.subarray(at, at += CHUNK_BYTES));
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Returns a fetch that sends the image's bytes, streamed, as the body with its content type. */
+function sendingBytes(base: typeof fetch, image: ImageBytes): typeof fetch {
+  return (url, init) => {
+    const headers = new Headers(init?.headers);
+    headers.set("content-type", image.type);
+    return base(url, { ...init, headers, body: byteStream(image) });
+  };
+}
+
+/** Returns a fetch that sends the JSON body with `marker` replaced by the image's data URL, streamed. */
+function streamingDataUrl(base: typeof fetch, marker: string, image: Blob | ImageBytes): typeof fetch {
+  return (url, init) => {
+    const json = String(init?.body ?? "");
+    const at = json.indexOf(marker);
+    if (at < 0) return base(url, init);
+    const encoder = new TextEncoder();
+    const parts: (Uint8Array | ReadableStream<Uint8Array>)[] = [
+      encoder.encode(json.slice(0, at)),
+      dataUrlStream(byteStream(image), image.type),
+      encoder.encode(json.slice(at + marker.length)),
+    ];
+    return base(url, { ...init, body: concatStreams(parts) });
+  };
+}
+
+/** One stream of byte arrays and streams, in order. */
+function concatStreams(parts: (Uint8Array | ReadableStream<Uint8Array>)[]): ReadableStream<Uint8Array> {
+  let index = 0;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      while (index < parts.length) {
+        const part = parts[index];
+        if (part instanceof Uint8Array) {
+          index++;
+          controller.enqueue(part);
+          return;
+        }
+        reader ??= part.getReader();
+        const { value, done } = await reader.read();
+        if (!done) return controller.enqueue(value);
+        reader = undefined;
+        index++;
+      }
+      controller.close();
+    },
+    cancel(reason) {
+      return reader?.cancel(reason);
+    },
+  });
 }
 
 /**
@@ -244,14 +350,4 @@ function acceptingCaptionArrays(base: typeof fetch): typeof fetch {
     const unwrapped = Array.isArray(body) && body.length > 0 ? body[0] : body;
     return Response.json(unwrapped, { status: res.status });
   };
-}
-
-/** Encodes a Blob as a `data:` URL, in chunks so a large image does not overflow the call stack. */
-async function toDataUrl(blob: Blob): Promise<string> {
-  const bytes = new Uint8Array(await blob.arrayBuffer());
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return `data:${blob.type || "application/octet-stream"};base64,${btoa(binary)}`;
 }

@@ -11,7 +11,7 @@
  * @module
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
-import { cacheKey, sha256OfStream } from "../_shared/cache_key.ts";
+import { cacheKey } from "../_shared/cache_key.ts";
 import { type CacheStore, createSupabaseCacheStore } from "../_shared/cache_store.ts";
 import { CAPTION_PROMPT, type Hf } from "../_shared/huggingface.ts";
 
@@ -28,14 +28,15 @@ export interface CaptionCacheContext {
 const stores = new WeakMap<SupabaseClient, CacheStore>();
 
 /**
- * Returns the caption of `image`: the cached one when these bytes were captioned before, else
+ * Returns the caption of the image whose bytes hash to `contentSha256`: the cached one when these bytes were captioned before, else
  * `produce()`'s, which is then stored. A cache failure is logged and `produce` runs as if there
  * were no cache.
  * @throws what `produce` throws.
  */
 export async function captionByContent(
   ctx: CaptionCacheContext,
-  image: Blob,
+  /** The SHA-256 (hex) of the image's bytes. */
+  contentSha256: string,
   produce: () => Promise<string>,
 ): Promise<string> {
   let store = stores.get(ctx.db);
@@ -45,8 +46,7 @@ export async function captionByContent(
     task: CAPTION_CACHE_TASK,
     model,
     parameters: { mode: captionMode, prompt: captionMode === "chat" ? CAPTION_PROMPT : null },
-    // Hashed as a stream: no second copy of a 10 MB image.
-    input: { sha256: await sha256OfStream(image.stream()) },
+    input: { sha256: contentSha256 },
   });
 
   const cached = await bestEffort("lookup", () => store.lookup(key));

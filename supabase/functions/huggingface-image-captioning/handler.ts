@@ -1,21 +1,25 @@
 /**
  * `huggingface-image-captioning`: the Database Webhook target for uploads to the captions bucket.
  *
- * It answers within milliseconds (pg_net has one worker, and a slow target holds up every webhook
- * queued behind it): check the secret, validate the event, check the object and its job, reply
- * 202, and claim and caption after responding, as soon as a slot is free.
+ * It answers within milliseconds (pg_net sends a batch of webhooks in parallel, but a slow answer
+ * still holds up the batches queued behind it): check the secret, validate the event, check the
+ * object and its job, reply 202, and claim and caption after responding, as soon as a slot is free.
  * @module
  */
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import type { Database } from "../_shared/database.types.ts";
 import { ConfigError, configured, type Env, envInt, envString, requireEnv } from "../_shared/env.ts";
+import { HttpError } from "../_shared/http.ts";
 import { hfConfigFromEnv } from "../_shared/hf_config.ts";
 import { allowMethods, catchErrors, compose, type Handler, readJson } from "../_shared/http.ts";
-import { createHf, type HfDeps } from "../_shared/huggingface.ts";
+import { createHf, type Hf, type HfDeps } from "../_shared/huggingface.ts";
 import { createSemaphore } from "../_shared/semaphore.ts";
 import { parseStorageObjectEvent, type StorageObjectRecord, verifyWebhookSecret } from "../_shared/webhook.ts";
 import { captionWhenFree } from "./caption_job.ts";
-import { type Claim, claimJob } from "./jobs.ts";
+import { createDownloadBuffers } from "./download_buffers.ts";
+import { type ImageTransport, imageTransportFromEnv } from "./transport.ts";
+import { type Claim, claimJob, noteJob } from "./jobs.ts";
+import { databaseGate } from "./rate.ts";
 
 // A storage.objects row is a few KB; a much larger body is not a webhook.
 const MAX_BODY_BYTES = 256 * 1024;
@@ -31,18 +35,22 @@ interface CaptioningConfig {
   maxImageBytes: number;
   /** Images one instance downloads and captions at once; further jobs wait their turn, unclaimed. */
   concurrency: number;
+  transport: ImageTransport;
+  resizeTo?: number;
   db: SupabaseClient<Database>;
 }
 
 /** Builds the handler from an environment. */
 export function createHandler(env: Env, deps: CaptioningDeps = {}): Handler {
   const config = configured(() => captioningConfigFromEnv(env));
-  const hf = configured(() => createHf(hfConfigFromEnv(env), deps));
+  // The pause a 429 asks for is shared through the database by every instance of the project.
+  const hf = configured(() => createHf(hfConfigFromEnv(env), { gate: databaseGate(config().db), ...deps }));
   const waitUntil = deps.waitUntil ?? runInBackground;
   const slots = configured(() => createSemaphore(config().concurrency));
+  const buffers = configured(() => createDownloadBuffers(config().concurrency));
 
   return compose(catchErrors, allowMethods("POST"), async (req) => {
-    const { webhookSecret, bucket, maxImageBytes, db } = config();
+    const { webhookSecret, bucket, maxImageBytes, transport, resizeTo, db } = config();
     verifyWebhookSecret(req, webhookSecret);
     const event = parseStorageObjectEvent(await readJson(req, MAX_BODY_BYTES));
     const skip = event.record ? skipReason(event.record, bucket) : "deletes need no caption";
@@ -51,7 +59,15 @@ export function createHandler(env: Env, deps: CaptioningDeps = {}): Handler {
     // Checks the object and records its job now; the claim waits until a slot is free.
     const status = await claimJob(db, event.record!.id, { take: false });
     if (status.outcome === "due") {
-      waitUntil(captionWhenFree({ db, hf: hf(), maxImageBytes }, slots(), event.record!.id));
+      const ctx = {
+        db,
+        hf: await noting(db, event.record!.id, hf),
+        maxImageBytes,
+        transport,
+        resizeTo,
+        buffers: buffers(),
+      };
+      waitUntil(captionWhenFree(ctx, slots(), event.record!.id));
     }
     return answerFor(status);
   });
@@ -64,10 +80,30 @@ function captioningConfigFromEnv(env: Env): CaptioningConfig {
     bucket: envString(env, "CAPTION_BUCKET") ?? "images",
     maxImageBytes: envInt(env, "CAPTION_MAX_IMAGE_BYTES", 10 * 1024 * 1024, { min: 1 }),
     concurrency: envInt(env, "CAPTION_CONCURRENCY", 4, { min: 1, max: 256 }),
+    transport: imageTransportFromEnv(env, url),
+    resizeTo: envInt(env, "CAPTION_IMAGE_RESIZE", 0, { min: 0, max: 10_000 }) || undefined,
     db: createClient<Database>(url, serviceKey(env), {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     }),
   };
+}
+
+/**
+ * Returns the configured Hugging Face module; when the function is misconfigured, writes the
+ * reason on the job first, so that `select * from captioning.jobs` says what is wrong.
+ * @throws {HttpError} 500 naming the setting (never its value).
+ */
+async function noting(db: SupabaseClient, objectId: string, hf: () => Hf): Promise<Hf> {
+  try {
+    return hf();
+  } catch (error) {
+    if (error instanceof HttpError) {
+      await noteJob(db, objectId, `function not started: ${error.message}`).catch((e) =>
+        console.error(`could not note the misconfiguration on the job: ${(e as Error).message}`)
+      );
+    }
+    throw error;
+  }
 }
 
 /** The service key: the new `SUPABASE_SECRET_KEYS` default when present, else the legacy JWT. */
@@ -109,8 +145,15 @@ function answerFor(claim: Claim): Response {
       return Response.json({ status: "failed", last_error: claim.last_error });
     case "skipped":
       return Response.json({ status: "skipped", reason: "not an image in the captions bucket" });
+    case "paused":
+      return Response.json({ status: "paused", reason: "Hugging Face asked the project to slow down" }, {
+        status: 202,
+      });
+    case "throttled":
+      return Response.json({ status: "throttled" }, { status: 202 });
     case "missing":
-      return Response.json({ error: "No such object in storage.objects" }, { status: 404 });
+      // Deleted since its webhook was sent: nothing to do, and nothing for anyone to retry.
+      return Response.json({ status: "gone", reason: "the object no longer exists" });
   }
 }
 

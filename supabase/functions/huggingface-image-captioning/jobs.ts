@@ -10,7 +10,17 @@ import { HttpError } from "../_shared/http.ts";
 /** What `caption_job_claim` decided for an object. */
 export interface Claim {
   objectId: string;
-  outcome: "claimed" | "due" | "missing" | "skipped" | "busy" | "done" | "failed" | "scheduled";
+  outcome:
+    | "claimed"
+    | "due"
+    | "missing"
+    | "skipped"
+    | "busy"
+    | "done"
+    | "failed"
+    | "scheduled"
+    | "paused"
+    | "throttled";
   lease_token: string | null;
   bucket_id: string | null;
   name: string | null;
@@ -26,7 +36,8 @@ export type ClaimedJob = Claim & { outcome: "claimed"; lease_token: string; buck
 
 /**
  * Claims the job of `objectId` (creating it if the object predates the pipeline); with
- * `take: false`, only reports whether it is `due`.
+ * `take: false`, only reports whether it is `due`. A project-wide pause answers `paused`, and
+ * `max_in_flight` jobs already leased answer `throttled`: the job stays queued for the sweeper.
  * @throws {HttpError} 503 when the database cannot be reached; the sweeper sends the job again.
  */
 export async function claimJob(db: SupabaseClient<Database>, objectId: string, { take = true } = {}): Promise<Claim> {
@@ -36,6 +47,19 @@ export async function claimJob(db: SupabaseClient<Database>, objectId: string, {
     throw new HttpError(503, "The database is unavailable; the job stays queued and will be retried");
   }
   return { ...(data as Omit<Claim, "objectId">[])[0], objectId };
+}
+
+/**
+ * Claims the job that has waited longest among those due; `undefined` when none is.
+ * @throws {Error} when the database cannot be reached.
+ */
+export async function claimNextJob(db: SupabaseClient): Promise<Claim | undefined> {
+  const { data, error } = await db.rpc("caption_job_claim_next");
+  if (error) throw new Error(`caption_job_claim_next failed: ${error.message}`);
+  const row = (data as (Omit<Claim, "objectId"> & { object_id: string })[])[0];
+  if (!row) return undefined;
+  const { object_id, ...claim } = row;
+  return { ...claim, objectId: object_id };
 }
 
 /**
@@ -85,4 +109,15 @@ export async function failJob(
   });
   if (error) throw new Error(`caption_job_fail failed: ${error.message}`);
   return data as "retry" | "failed" | "stale";
+}
+
+/**
+ * Writes `message` to the job's `last_error` without changing its state (e.g. the function is
+ * misconfigured, so no attempt can start). Returns whether a live job was there.
+ * @throws {Error} when the database cannot be reached.
+ */
+export async function noteJob(db: SupabaseClient, objectId: string, message: string): Promise<boolean> {
+  const { data, error } = await db.rpc("caption_job_note", { object_id: objectId, error: message });
+  if (error) throw new Error(`caption_job_note failed: ${error.message}`);
+  return data;
 }
