@@ -264,14 +264,14 @@ begin
 end
 $$;
 
--- Settles a call after its answer: charged units replace the reserved ones (a failed call gives
--- them back, a service_role call adds its own to the ceiling), on the reservation's day, and the
--- usage row is written, in one statement batch so the answer never waits for it.
+-- Settles a call after its answer: a charged call costs what was reserved (the task's cost when
+-- nothing was, as for service_role), anything else costs nothing and gives the reservation back,
+-- on the reservation's day (null: today); and the usage row is written in the same call.
 create or replace function public.inference_settle(
   key text,
   day date,
   reserved integer,
-  charged integer,
+  charge boolean,
   caller text,
   user_id uuid,
   task text,
@@ -289,19 +289,26 @@ set search_path = ''
 as $$
 #variable_conflict use_column
 declare
-  delta integer := inference_settle.charged - inference_settle.reserved;
+  on_day date := coalesce(inference_settle.day, (now() at time zone 'UTC')::date);
+  charged integer := 0;
+  delta integer;
 begin
   perform set_config('synchronous_commit', 'off', true);
+  if inference_settle.charge then
+    charged := coalesce(nullif(inference_settle.reserved, 0),
+      (select tc.units from inference.task_costs tc where tc.task = inference_settle.task), 1);
+  end if;
+  delta := charged - coalesce(inference_settle.reserved, 0);
   if delta <> 0 then
     if inference_settle.key is not null then
-      perform inference.add_units(inference_settle.key, inference_settle.day, delta);
+      perform inference.add_units(inference_settle.key, on_day, delta);
     end if;
-    perform inference.add_units('project', inference_settle.day, delta);
+    perform inference.add_units('project', on_day, delta);
   end if;
   insert into public.inference_usage
     (user_id, caller, task, model, status, units, latency_ms, input_bytes, output_bytes, cache)
   values (inference_settle.user_id, inference_settle.caller, inference_settle.task, inference_settle.model,
-          inference_settle.status, inference_settle.charged, inference_settle.latency_ms,
+          inference_settle.status, charged, inference_settle.latency_ms,
           inference_settle.input_bytes, inference_settle.output_bytes, inference_settle.cache);
 end
 $$;
@@ -334,11 +341,11 @@ $$;
 
 revoke execute on all functions in schema inference from public, anon, authenticated;
 revoke execute on function public.inference_reserve(text, uuid, text, text) from public, anon, authenticated;
-revoke execute on function public.inference_settle(text, date, integer, integer, text, uuid, text, text, integer,
+revoke execute on function public.inference_settle(text, date, integer, boolean, text, uuid, text, text, integer,
   integer, bigint, bigint, text) from public, anon, authenticated;
 revoke execute on function public.caption_job_defer(uuid, uuid, timestamptz, text) from public, anon, authenticated;
 grant execute on function public.inference_reserve(text, uuid, text, text) to service_role;
-grant execute on function public.inference_settle(text, date, integer, integer, text, uuid, text, text, integer,
+grant execute on function public.inference_settle(text, date, integer, boolean, text, uuid, text, text, integer,
   integer, bigint, bigint, text) to service_role;
 grant execute on function public.caption_job_defer(uuid, uuid, timestamptz, text) to service_role;
 grant select on all tables in schema inference to service_role;

@@ -30,8 +30,8 @@ async function reserve(sql: Sql, key: string | null, task = "text-to-image", tie
   return row.r as Reservation;
 }
 
-async function settle(sql: Sql, key: string | null, r: Reservation, charged: number, status = 200) {
-  await sql`select public.inference_settle(${key}, ${r.day}, ${r.units}, ${charged}, ${key ?? "system:test"}, null,
+async function settle(sql: Sql, key: string | null, r: Reservation, charge: boolean, status = 200) {
+  await sql`select public.inference_settle(${key}, ${r.day}, ${r.units}, ${charge}, ${key ?? "system:test"}, null,
     'text-to-image', 'm', ${status}, 5, 10, 20, null)`;
 }
 
@@ -74,12 +74,12 @@ Deno.test("reserve: the daily units limit, exact under 30 parallel calls; settle
     assert.ok(results.filter((r) => !r.granted).every((r) => r.refused === "units_per_day" && r.day_reset > 0));
     assert.equal(await units(sql, key), 50);
     // One failed upstream: refunded, so exactly one more call fits.
-    await settle(sql, key, granted[0], 0, 503);
+    await settle(sql, key, granted[0], false, 503);
     assert.equal(await units(sql, key), 40);
     assert.equal((await reserve(sql, key, "text-to-image", "authenticated", user)).units_remaining, 0);
     assert.equal((await reserve(sql, key, "text-to-image", "authenticated", user)).granted, false);
     // A success is charged as reserved: nothing moves.
-    await settle(sql, key, granted[1], 10);
+    await settle(sql, key, granted[1], true);
     assert.equal(await units(sql, key), 50);
     const rows = await sql`select status, units, caller from public.inference_usage order by id`;
     assert.deepEqual(rows.map((r) => [r.status, r.units]), [[503, 0], [200, 10]]);
@@ -119,7 +119,7 @@ Deno.test("reserve: the project ceiling refuses everyone and the system caller, 
     assert.deepEqual({ ...b }, { requests: 0, units: 0 });
     assert.equal(await units(sql, "project"), 25);
     // A service_role call (nothing reserved) still counts towards the ceiling.
-    await sql`select public.inference_settle(null, (now() at time zone 'UTC')::date, 0, 10, 'service_role', null,
+    await sql`select public.inference_settle(null, null, 0, true, 'service_role', null,
       'text-to-image', 'm', 200, 1, 1, 1, null)`;
     assert.equal(await units(sql, "project"), 35);
   });
@@ -134,7 +134,7 @@ Deno.test("windows are fixed and UTC-aligned: yesterday's counters do not count,
     assert.equal(r.requests_remaining, 19);
     assert.equal(r.units_remaining, 990);
     // A refund for yesterday's reservation leaves today's counter alone.
-    await sql`select public.inference_settle('user:old', (now() at time zone 'UTC')::date - 1, 10, 0, 'user:old',
+    await sql`select public.inference_settle('user:old', (now() at time zone 'UTC')::date - 1, 10, false, 'user:old',
       null, 'text-to-image', null, 503, 1, 1, 1, null)`;
     assert.equal(await units(sql, "user:old"), 10);
   });
@@ -156,11 +156,15 @@ Deno.test("the RPCs and the inference schema are for service_role only; users re
     assert.deepEqual(seen.map((r) => r.user_id), [alice]);
     for (const role of ["anon", "authenticated"]) {
       await assert.rejects(
-        as(role, alice, (tx) => tx`insert into public.inference_usage (user_id, caller, task, status)
+        as(role, alice, (tx) =>
+          tx`insert into public.inference_usage (user_id, caller, task, status)
           values (${alice}, 'x', 't', 200)`),
         /permission denied/,
       );
-      await assert.rejects(as(role, alice, (tx) => tx`select public.inference_reserve('user:x', null, 'authenticated', 't')`), /permission denied/);
+      await assert.rejects(
+        as(role, alice, (tx) => tx`select public.inference_reserve('user:x', null, 'authenticated', 't')`),
+        /permission denied/,
+      );
       await assert.rejects(as(role, alice, (tx) => tx`select * from inference.tiers`), /permission denied/);
     }
     await assert.rejects(as("anon", null, (tx) => tx`select * from public.inference_usage`), /permission denied/);

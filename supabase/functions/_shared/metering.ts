@@ -1,0 +1,313 @@
+/**
+ * Quotas and the usage log for an inference function, as one middleware per task:
+ *
+ * ```ts
+ * const meter = createMeter(env);
+ * compose(cors, catchErrors, allowMethods("POST"), meter("text-to-image"), handler);
+ * ```
+ *
+ * It identifies the caller (see `caller.ts`), reserves one request and the task's units in the
+ * database before the handler runs (one round trip, the only one on the response path), answers
+ * 429 or 503 when a limit is met, and settles after the answer's body has been sent: a 2xx is
+ * charged, anything else is given back, an `X-Cache: HIT` answer costs nothing. The handler tells
+ * it which model served with `X-Model`. Every answer past the sign-in check carries the IETF
+ * `RateLimit-Policy` and `RateLimit` headers. When the quota cannot be checked, the answer is 503:
+ * never free service.
+ * @module
+ */
+import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
+import { type Caller, callerConfigFromEnv, type CallerIdentifier, createCallerIdentifier } from "./caller.ts";
+import { configured, type Env, requireEnv } from "./env.ts";
+import { HttpError, jsonError, type Middleware } from "./http.ts";
+import { serviceKeyFromEnv } from "./service_key.ts";
+
+/** The limit a refusal names. */
+export type LimitName = "requests_per_minute" | "units_per_day" | "project_units_per_day";
+
+/** What `public.inference_reserve` decided; resets are seconds from now, `null` limits are unlimited. */
+export interface Reservation {
+  granted: boolean;
+  refused: LimitName | null;
+  /** Units taken (0 when refused). */
+  units: number;
+  tier: string | null;
+  /** The UTC day the units were taken from, `YYYY-MM-DD`. */
+  day: string;
+  requests_per_minute: number | null;
+  requests_remaining: number | null;
+  minute_reset: number;
+  units_per_day: number | null;
+  units_remaining: number | null;
+  day_reset: number;
+}
+
+/** One call's outcome, for `public.inference_settle`. */
+export interface Settlement {
+  /** The quota key reserved on (null: the system caller or the service role). */
+  key: string | null;
+  /** The reservation's day (null: today). */
+  day: string | null;
+  reserved: number;
+  /** Whether the call is paid for: the reservation is kept (or, with nothing reserved, the task's cost taken). */
+  charge: boolean;
+  caller: string;
+  userId: string | null;
+  task: string;
+  model: string | null;
+  status: number;
+  latencyMs: number;
+  inputBytes: number | null;
+  outputBytes: number | null;
+  cache: "hit" | null;
+}
+
+/** Where quotas live: the database, through two RPCs. */
+export interface MeterStore {
+  /** Reserves for `key` (null: the system caller, only the project ceiling applies); throws when the database cannot answer. */
+  reserve(
+    request: { key: string | null; userId: string | null; tier: string | null; task: string },
+  ): Promise<Reservation>;
+  /** Settles a call and writes its usage row; throws when the database cannot answer. */
+  settle(settlement: Settlement): Promise<void>;
+}
+
+/** Test and wiring seams. */
+export interface MeterDeps {
+  /** Replaces the database (default: supabase-js RPCs with the service key). */
+  meterStore?: MeterStore;
+  /** Replaces caller identification (default: from the environment). */
+  identifyCaller?: CallerIdentifier;
+  /** Where the usage write runs after the answer (default: `EdgeRuntime.waitUntil`). */
+  waitUntil?: (work: Promise<unknown>) => void;
+}
+
+/** A middleware factory: `meter(task)` meters one task. */
+export type Meter = (task: string) => Middleware;
+
+// The quota check is on every request's path: a database that does not answer in this long is down.
+const RESERVE_TIMEOUT_MS = 5_000;
+// What a caller is told to wait when the quota cannot be checked.
+const OUTAGE_RETRY_AFTER_S = 5;
+
+/**
+ * Builds the metering middleware factory from the environment (`SUPABASE_URL`, the service key,
+ * and the caller settings of `callerConfigFromEnv`). Configuration errors surface per request as
+ * a 500 naming the variable.
+ */
+export function createMeter(env: Env, deps: MeterDeps = {}): Meter {
+  const identify = deps.identifyCaller
+    ? () => deps.identifyCaller!
+    : configured(() => createCallerIdentifier(callerConfigFromEnv(env)));
+  const store = deps.meterStore ? () => deps.meterStore! : configured(() => createRpcMeterStore(serviceClient(env)));
+  const waitUntil = deps.waitUntil ?? runInBackground;
+
+  return (task) => async (req, next) => {
+    const started = performance.now();
+    const caller = await identify()(req);
+    const inputBytes = contentLength(req);
+    let reservation: Reservation | undefined;
+    const record = (
+      outcome: Omit<Settlement, "key" | "day" | "reserved" | "caller" | "userId" | "task" | "inputBytes">,
+    ) =>
+      waitUntil(
+        store().settle({
+          key: caller.key,
+          day: reservation?.day ?? null,
+          reserved: reservation?.units ?? 0,
+          caller: caller.label,
+          userId: caller.userId,
+          task,
+          inputBytes,
+          ...outcome,
+        }).catch((error) => console.error(`usage of ${task} not recorded: ${(error as Error).message}`)),
+      );
+
+    if (caller.kind !== "service") {
+      reservation = await reserveOrUnavailable(store(), caller, task);
+      if (!reservation.granted) {
+        const refusal = refusalResponse(reservation);
+        record({
+          charge: false,
+          model: null,
+          status: refusal.status,
+          latencyMs: elapsed(started),
+          outputBytes: null,
+          cache: null,
+        });
+        return refusal;
+      }
+    }
+
+    let res: Response;
+    try {
+      res = await next(req);
+    } catch (error) {
+      if (!(error instanceof HttpError)) {
+        record({
+          charge: false,
+          model: null,
+          status: 500,
+          latencyMs: elapsed(started),
+          outputBytes: null,
+          cache: null,
+        });
+        throw error;
+      }
+      res = jsonError(error.status, error.message, error.details, error.headers);
+    }
+
+    const headers = new Headers(res.headers);
+    if (reservation) {
+      for (const [name, value] of Object.entries(rateLimitHeaders(reservation))) headers.set(name, value);
+    }
+    const cache: "hit" | null = res.headers.get("x-cache")?.toUpperCase() === "HIT" ? "hit" : null;
+    const paid = res.status >= 200 && res.status < 300 && cache === null;
+    const outcome = { model: res.headers.get("x-model"), status: res.status, cache };
+    const body = countedBody(res.body, (outputBytes, complete) =>
+      // A body cut short by the upstream is a failed call; a caller hanging up still got served.
+      record({ ...outcome, charge: paid && complete, latencyMs: elapsed(started), outputBytes }));
+    return new Response(body, { status: res.status, statusText: res.statusText, headers });
+  };
+}
+
+/** A {@linkcode MeterStore} on `public.inference_reserve` and `public.inference_settle` through supabase-js. */
+export function createRpcMeterStore(db: SupabaseClient): MeterStore {
+  return {
+    async reserve({ key, userId, tier, task }) {
+      const { data, error } = await db
+        .rpc("inference_reserve", { key, user_id: userId, default_tier: tier, task })
+        .abortSignal(AbortSignal.timeout(RESERVE_TIMEOUT_MS));
+      if (error) throw new Error(`inference_reserve failed: ${error.message}`);
+      return data as Reservation;
+    },
+    async settle(s) {
+      const { error } = await db.rpc("inference_settle", {
+        key: s.key,
+        day: s.day,
+        reserved: s.reserved,
+        charge: s.charge,
+        caller: s.caller,
+        user_id: s.userId,
+        task: s.task,
+        model: s.model,
+        status: s.status,
+        latency_ms: s.latencyMs,
+        input_bytes: s.inputBytes,
+        output_bytes: s.outputBytes,
+        cache: s.cache,
+      });
+      if (error) throw new Error(`inference_settle failed: ${error.message}`);
+    },
+  };
+}
+
+/**
+ * The IETF `RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers) for a
+ * reservation: one policy per limit the caller has, `r` left and `t` seconds to the reset.
+ */
+export function rateLimitHeaders(r: Reservation): Record<string, string> {
+  const policies: string[] = [];
+  const states: string[] = [];
+  if (r.requests_per_minute !== null) {
+    policies.push(`"requests_per_minute";q=${r.requests_per_minute};w=60`);
+    states.push(`"requests_per_minute";r=${r.requests_remaining ?? 0};t=${r.minute_reset}`);
+  }
+  if (r.units_per_day !== null) {
+    policies.push(`"units_per_day";q=${r.units_per_day};w=86400`);
+    states.push(`"units_per_day";r=${r.units_remaining ?? 0};t=${r.day_reset}`);
+  }
+  return policies.length ? { "RateLimit-Policy": policies.join(", "), "RateLimit": states.join(", ") } : {};
+}
+
+/** The 429 (a caller's limit) or 503 (the project's ceiling) answer to a refused reservation. */
+export function refusalResponse(r: Reservation): Response {
+  const limit = r.refused ?? "project_units_per_day";
+  const retryAfter = limit === "requests_per_minute" ? r.minute_reset : r.day_reset;
+  const message = limit === "requests_per_minute"
+    ? `Rate limit reached: ${r.requests_per_minute} requests per minute; retry in ${retryAfter} s`
+    : limit === "units_per_day"
+    ? `Daily quota reached: ${r.units_per_day} units per day; it resets at midnight UTC`
+    : "The project's daily inference budget is used up; it resets at midnight UTC";
+  return jsonError(limit === "project_units_per_day" ? 503 : 429, message, {
+    limit,
+    retry_after_seconds: retryAfter,
+  }, { "Retry-After": String(retryAfter), ...rateLimitHeaders(r) });
+}
+
+/**
+ * Reserves for a caller.
+ * @throws {HttpError} 503 when the database cannot answer: a quota that cannot be checked is not granted.
+ */
+async function reserveOrUnavailable(store: MeterStore, caller: Caller, task: string): Promise<Reservation> {
+  try {
+    return await store.reserve({ key: caller.key, userId: caller.userId, tier: caller.tier, task });
+  } catch (error) {
+    console.error(`quota check for ${task} failed: ${(error as Error).message}`);
+    throw new HttpError(503, "Usage quotas cannot be checked right now; retry shortly", {}, {
+      "Retry-After": String(OUTAGE_RETRY_AFTER_S),
+    });
+  }
+}
+
+/**
+ * Passes a body through, counting its bytes; `done(bytes, complete)` is called once, when it ends
+ * (`complete`), errors, or the reader cancels it (also `complete`: the upstream delivered).
+ */
+function countedBody(
+  body: ReadableStream<Uint8Array> | null,
+  done: (bytes: number, complete: boolean) => void,
+): ReadableStream<Uint8Array> | null {
+  if (!body) {
+    done(0, true);
+    return null;
+  }
+  let bytes = 0;
+  let finished = false;
+  const finish = (complete: boolean) => {
+    if (!finished) done(bytes, complete);
+    finished = true;
+  };
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.close();
+          finish(true);
+          return;
+        }
+        bytes += value.byteLength;
+        controller.enqueue(value);
+      } catch (error) {
+        finish(false);
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      finish(true);
+      return reader.cancel(reason);
+    },
+  });
+}
+
+function serviceClient(env: Env): SupabaseClient {
+  return createClient(requireEnv(env, "SUPABASE_URL"), serviceKeyFromEnv(env), {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+  });
+}
+
+function contentLength(req: Request): number | null {
+  const n = Number(req.headers.get("content-length") ?? NaN);
+  return Number.isFinite(n) && n >= 0 ? n : null;
+}
+
+function elapsed(started: number): number {
+  return Math.round(performance.now() - started);
+}
+
+// On Supabase, EdgeRuntime.waitUntil keeps the instance alive until the work ends.
+function runInBackground(work: Promise<unknown>): void {
+  const runtime = (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } }).EdgeRuntime;
+  if (runtime) runtime.waitUntil(work);
+}
