@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { catchErrors, compose, type Handler, HttpError } from "../../supabase/functions/_shared/http.ts";
 import { createMeter, rateLimitHeaders } from "../../supabase/functions/_shared/metering.ts";
-import { createMemoryMeterStore, type MemoryMeterStore } from "../support/memory_meter.ts";
+import { createMemoryMeterStore } from "../support/memory_meter.ts";
 import { LOCAL_JWT_SECRET, signHs256, userToken } from "../support/tokens.ts";
 import { signKey } from "../stack/keys.ts";
 

@@ -6,6 +6,7 @@
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { HttpError } from "../_shared/http.ts";
 import { captionImage, type Hf } from "../_shared/huggingface.ts";
+import { BudgetExhausted, deferForBudget, withCaptionBudget } from "./budget.ts";
 import { sniffImageType } from "./image.ts";
 import { type ClaimedJob, claimJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
 import type { Semaphore } from "../_shared/semaphore.ts";
@@ -44,12 +45,18 @@ export async function captionWhenFree(ctx: CaptionJobContext, slots: Semaphore, 
 export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Promise<string> {
   try {
     const image = await downloadImage(ctx, job);
-    const caption = await captionImage(ctx.hf, image);
+    const model = ctx.hf.config.imageToTextModel;
+    const caption = await withCaptionBudget(
+      ctx.db,
+      { model, inputBytes: image.size },
+      () => captionImage(ctx.hf, image),
+    );
     // The caption is paid for: a passing database error must not send it round again.
     const outcome = await persistently(() => completeJob(ctx.db, job, caption, ctx.hf.config.imageToTextModel));
     if (outcome === "stale") console.warn(`caption of ${job.objectId} discarded: a newer attempt owns the job`);
     return outcome;
   } catch (error) {
+    if (error instanceof BudgetExhausted) return await deferForBudget(ctx.db, job, error);
     const failure = describeFailure(error);
     try {
       const outcome = await failJob(ctx.db, job, failure);
