@@ -193,6 +193,7 @@ function cpuTicks(): { total: number; steal: number } {
 const scenarios: Record<string, () => Promise<void>> = {
   "text-to-image": textToImageScenario,
   pipeline: pipelineScenario,
+  quotas: () => import("./quotas.ts").then((m) => m.quotasScenario()),
 };
 const chosen = Deno.args.length ? Deno.args : Object.keys(scenarios);
 for (const name of chosen) {

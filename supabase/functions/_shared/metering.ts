@@ -17,8 +17,9 @@
  */
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { type Caller, callerConfigFromEnv, type CallerIdentifier, createCallerIdentifier } from "./caller.ts";
-import { configured, type Env, requireEnv } from "./env.ts";
+import { configured, type Env, envString, requireEnv } from "./env.ts";
 import { HttpError, jsonError, type Middleware } from "./http.ts";
+import { createPostgresMeterStore } from "./meter_store_postgres.ts";
 import { serviceKeyFromEnv } from "./service_key.ts";
 
 /** The limit a refusal names. */
@@ -98,7 +99,7 @@ export function createMeter(env: Env, deps: MeterDeps = {}): Meter {
   const identify = deps.identifyCaller
     ? () => deps.identifyCaller!
     : configured(() => createCallerIdentifier(callerConfigFromEnv(env)));
-  const store = deps.meterStore ? () => deps.meterStore! : configured(() => createRpcMeterStore(serviceClient(env)));
+  const store = deps.meterStore ? () => deps.meterStore! : configured(() => meterStoreFromEnv(env));
   const waitUntil = deps.waitUntil ?? runInBackground;
 
   return (task) => async (req, next) => {
@@ -289,6 +290,16 @@ function countedBody(
       return reader.cancel(reason);
     },
   });
+}
+
+/**
+ * The store the environment asks for: a direct connection when `INFERENCE_DB_URL` is set, else
+ * supabase-js RPCs to `SUPABASE_URL` with the service key.
+ * @throws {ConfigError} when the variables it needs are missing.
+ */
+export function meterStoreFromEnv(env: Env): MeterStore {
+  const url = envString(env, "INFERENCE_DB_URL");
+  return url ? createPostgresMeterStore(url) : createRpcMeterStore(serviceClient(env));
 }
 
 function serviceClient(env: Env): SupabaseClient {
