@@ -313,6 +313,27 @@ begin
 end
 $$;
 
+-- Settles many calls in one round trip: a JSON array of inference_settle's arguments by name.
+create or replace function public.inference_settle_many(settlements jsonb)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  s record;
+begin
+  for s in
+    select * from jsonb_to_recordset(settlements) as x(
+      key text, day date, reserved integer, charge boolean, caller text, user_id uuid, task text, model text,
+      status integer, latency_ms integer, input_bytes bigint, output_bytes bigint, cache text)
+  loop
+    perform public.inference_settle(s.key, s.day, s.reserved, s.charge, s.caller, s.user_id, s.task, s.model,
+      s.status, s.latency_ms, s.input_bytes, s.output_bytes, s.cache);
+  end loop;
+end
+$$;
+
 -- Captioning: gives a claimed job back to the queue until `until` (the project's daily reset),
 -- without spending an attempt, when the project ceiling is met. 'stale' when the lease is gone.
 create or replace function public.caption_job_defer(object_id uuid, lease_token uuid, until timestamptz, reason text)
@@ -343,9 +364,11 @@ revoke execute on all functions in schema inference from public, anon, authentic
 revoke execute on function public.inference_reserve(text, uuid, text, text) from public, anon, authenticated;
 revoke execute on function public.inference_settle(text, date, integer, boolean, text, uuid, text, text, integer,
   integer, bigint, bigint, text) from public, anon, authenticated;
+revoke execute on function public.inference_settle_many(jsonb) from public, anon, authenticated;
 revoke execute on function public.caption_job_defer(uuid, uuid, timestamptz, text) from public, anon, authenticated;
 grant execute on function public.inference_reserve(text, uuid, text, text) to service_role;
 grant execute on function public.inference_settle(text, date, integer, boolean, text, uuid, text, text, integer,
   integer, bigint, bigint, text) to service_role;
+grant execute on function public.inference_settle_many(jsonb) to service_role;
 grant execute on function public.caption_job_defer(uuid, uuid, timestamptz, text) to service_role;
 grant select on all tables in schema inference to service_role;

@@ -173,3 +173,48 @@ Deno.test("the RPCs and the inference schema are for service_role only; users re
     assert.deepEqual(daily.map((r) => ({ ...r })), [{ user_id: alice, calls: 1, succeeded: 1 }]);
   });
 });
+
+Deno.test("settle_many settles a batch in one call, nulls included", async () => {
+  await withDatabase(async (sql) => {
+    const r = await reserve(sql, "user:m");
+    const batch = [
+      {
+        key: "user:m",
+        day: r.day,
+        reserved: r.units,
+        charge: false,
+        caller: "user:m",
+        user_id: null,
+        task: "text-to-image",
+        model: null,
+        status: 504,
+        latency_ms: 9,
+        input_bytes: null,
+        output_bytes: null,
+        cache: null,
+      },
+      {
+        key: null,
+        day: null,
+        reserved: 0,
+        charge: false,
+        caller: "service_role",
+        user_id: null,
+        task: "text-to-image",
+        model: "m",
+        status: 200,
+        latency_ms: 3,
+        input_bytes: 5,
+        output_bytes: 6,
+        cache: "hit",
+      },
+    ];
+    await sql`select public.inference_settle_many(${JSON.stringify(batch)}::text::jsonb)`;
+    assert.equal(await units(sql, "user:m"), 0);
+    const rows = await sql`select caller, status, units, cache from public.inference_usage order by id`;
+    assert.deepEqual(rows.map((x) => [x.caller, x.status, x.units, x.cache]), [
+      ["user:m", 504, 0, null],
+      ["service_role", 200, 0, "hit"],
+    ]);
+  });
+});

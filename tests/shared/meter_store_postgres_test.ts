@@ -27,7 +27,7 @@ Deno.test("the direct store reserves exactly N of 25 parallel calls and settles 
     assert.ok(results.filter((r) => !r.granted).every((r) => r.refused === "requests_per_minute"));
     const granted = results.find((r) => r.granted)!;
     assert.equal(granted.tier, "seven");
-    await store.settle({
+    await store.settle([{
       key: request.key,
       day: granted.day,
       reserved: granted.units,
@@ -41,7 +41,7 @@ Deno.test("the direct store reserves exactly N of 25 parallel calls and settles 
       inputBytes: 30,
       outputBytes: null,
       cache: null,
-    });
+    }]);
     const [counter] = await sql`select units from inference.counters where key = ${request.key}`;
     assert.equal(counter.units, 60);
     const [row] = await sql`select user_id, status, units, latency_ms from public.inference_usage`;

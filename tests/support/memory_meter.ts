@@ -79,17 +79,20 @@ export function createMemoryMeterStore(): MemoryMeterStore {
         day_reset: 3600,
       });
     },
-    settle(s) {
+    settle(settlements) {
       if (store.down) return Promise.reject(new TypeError("fetch failed"));
-      store.settled.push(s);
-      const charged = s.charge ? (s.reserved || (store.costs[s.task] ?? 1)) : 0;
-      const delta = charged - s.reserved;
-      if (s.key !== null && store.counters.has(s.key)) store.counters.get(s.key)!.units += delta;
-      const project = store.counters.get("project") ?? { requests: 0, units: 0 };
-      project.units += delta;
-      store.counters.set("project", project);
+      for (const s of settlements) settleOne(s);
       return Promise.resolve();
     },
+  };
+  const settleOne = (s: Settlement) => {
+    store.settled.push(s);
+    const charged = s.charge ? (s.reserved || (store.costs[s.task] ?? 1)) : 0;
+    const delta = charged - s.reserved;
+    if (s.key !== null && store.counters.has(s.key)) store.counters.get(s.key)!.units += delta;
+    const project = store.counters.get("project") ?? { requests: 0, units: 0 };
+    project.units += delta;
+    store.counters.set("project", project);
   };
   return store;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import postgres from "npm:postgres@3.4.9";
-import type { MeterStore, Reservation } from "./metering.ts";
+import { type MeterStore, type Reservation, settlementRow } from "./metering.ts";
 
 // A reserve that has not answered in this long counts as an outage (answered 503).
 const QUERY_TIMEOUT_MS = 5_000;
@@ -30,12 +30,9 @@ export function createPostgresMeterStore(url: string): MeterStore {
       );
       return row.r as Reservation;
     },
-    async settle(s) {
-      await withTimeout(
-        sql`select public.inference_settle(${s.key}, ${s.day}, ${s.reserved}, ${s.charge}, ${s.caller}, ${s.userId},
-          ${s.task}, ${s.model}, ${s.status}, ${s.latencyMs}, ${s.inputBytes}, ${s.outputBytes}, ${s.cache})`,
-        "inference_settle",
-      );
+    async settle(settlements) {
+      const rows = JSON.stringify(settlements.map(settlementRow));
+      await withTimeout(sql`select public.inference_settle_many(${rows}::text::jsonb)`, "inference_settle_many");
     },
   };
 }

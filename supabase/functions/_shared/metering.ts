@@ -68,8 +68,8 @@ export interface MeterStore {
   reserve(
     request: { key: string | null; userId: string | null; tier: string | null; task: string },
   ): Promise<Reservation>;
-  /** Settles a call and writes its usage row; throws when the database cannot answer. */
-  settle(settlement: Settlement): Promise<void>;
+  /** Settles calls and writes their usage rows, in one round trip; throws when the database cannot answer. */
+  settle(settlements: Settlement[]): Promise<void>;
 }
 
 /** Test and wiring seams. */
@@ -89,6 +89,9 @@ export type Meter = (task: string) => Middleware;
 const RESERVE_TIMEOUT_MS = 5_000;
 // What a caller is told to wait when the quota cannot be checked.
 const OUTAGE_RETRY_AFTER_S = 5;
+// Settlements that end within this long of each other share one database call.
+const SETTLE_BATCH_MS = 25;
+const SETTLE_BATCH_MAX = 100;
 
 /**
  * Builds the metering middleware factory from the environment (`SUPABASE_URL`, the service key,
@@ -101,6 +104,7 @@ export function createMeter(env: Env, deps: MeterDeps = {}): Meter {
     : configured(() => createCallerIdentifier(callerConfigFromEnv(env)));
   const store = deps.meterStore ? () => deps.meterStore! : configured(() => meterStoreFromEnv(env));
   const waitUntil = deps.waitUntil ?? runInBackground;
+  const settle = batched((settlements: Settlement[]) => store().settle(settlements));
 
   return (task) => async (req, next) => {
     const started = performance.now();
@@ -111,7 +115,7 @@ export function createMeter(env: Env, deps: MeterDeps = {}): Meter {
       outcome: Omit<Settlement, "key" | "day" | "reserved" | "caller" | "userId" | "task" | "inputBytes">,
     ) =>
       waitUntil(
-        store().settle({
+        settle({
           key: caller.key,
           day: reservation?.day ?? null,
           reserved: reservation?.units ?? 0,
@@ -181,24 +185,29 @@ export function createRpcMeterStore(db: SupabaseClient): MeterStore {
       if (error) throw new Error(`inference_reserve failed: ${error.message}`);
       return data as Reservation;
     },
-    async settle(s) {
-      const { error } = await db.rpc("inference_settle", {
-        key: s.key,
-        day: s.day,
-        reserved: s.reserved,
-        charge: s.charge,
-        caller: s.caller,
-        user_id: s.userId,
-        task: s.task,
-        model: s.model,
-        status: s.status,
-        latency_ms: s.latencyMs,
-        input_bytes: s.inputBytes,
-        output_bytes: s.outputBytes,
-        cache: s.cache,
-      });
-      if (error) throw new Error(`inference_settle failed: ${error.message}`);
+    async settle(settlements) {
+      const { error } = await db.rpc("inference_settle_many", { settlements: settlements.map(settlementRow) });
+      if (error) throw new Error(`inference_settle_many failed: ${error.message}`);
     },
+  };
+}
+
+/** A settlement as `public.inference_settle_many` takes it: the SQL function's argument names. */
+export function settlementRow(s: Settlement): Record<string, unknown> {
+  return {
+    key: s.key,
+    day: s.day,
+    reserved: s.reserved,
+    charge: s.charge,
+    caller: s.caller,
+    user_id: s.userId,
+    task: s.task,
+    model: s.model,
+    status: s.status,
+    latency_ms: s.latencyMs,
+    input_bytes: s.inputBytes,
+    output_bytes: s.outputBytes,
+    cache: s.cache,
   };
 }
 
@@ -300,6 +309,31 @@ function countedBody(
 export function meterStoreFromEnv(env: Env): MeterStore {
   const url = envString(env, "INFERENCE_DB_URL");
   return url ? createPostgresMeterStore(url) : createRpcMeterStore(serviceClient(env));
+}
+
+/**
+ * Groups the calls that arrive within {@linkcode SETTLE_BATCH_MS} into one call of `many`; each
+ * call's promise settles with its batch's.
+ */
+function batched<T>(many: (items: T[]) => Promise<void>): (item: T) => Promise<void> {
+  let pending: { item: T; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const batch = pending;
+    pending = [];
+    many(batch.map((p) => p.item)).then(
+      () => batch.forEach((p) => p.resolve()),
+      (error) => batch.forEach((p) => p.reject(error)),
+    );
+  };
+  return (item) =>
+    new Promise<void>((resolve, reject) => {
+      pending.push({ item, resolve, reject });
+      if (pending.length >= SETTLE_BATCH_MAX) flush();
+      else timer ??= setTimeout(flush, SETTLE_BATCH_MS);
+    });
 }
 
 function serviceClient(env: Env): SupabaseClient {

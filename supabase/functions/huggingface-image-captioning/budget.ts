@@ -33,7 +33,7 @@ export async function withCaptionBudget<T>(
   if (!reservation.granted) throw new BudgetExhausted(new Date(Date.now() + reservation.day_reset * 1000));
   const started = performance.now();
   const settle = (status: number, charge: boolean) =>
-    store.settle({
+    store.settle([{
       key: null,
       day: reservation.day,
       reserved: reservation.units,
@@ -47,7 +47,7 @@ export async function withCaptionBudget<T>(
       inputBytes: usage.inputBytes,
       outputBytes: null,
       cache: null,
-    }).catch((error) => console.error(`caption usage not recorded: ${(error as Error).message}`));
+    }]).catch((error) => console.error(`caption usage not recorded: ${(error as Error).message}`));
   try {
     const result = await work();
     void settle(200, true);
