@@ -128,7 +128,8 @@ create or replace view inference.usage_per_user_per_day as
          u.caller,
          count(*) as calls,
          count(*) filter (where u.status between 200 and 299) as succeeded,
-         count(*) filter (where u.status in (429, 503) and u.units = 0 and u.model is null) as refused,
+         count(*) filter (where u.status in (429, 503)) as limited,
+         count(*) filter (where u.status >= 400 and u.status not in (429, 503)) as failed,
          sum(u.units) as units,
          sum(u.output_bytes) as output_bytes,
          round(avg(u.latency_ms)) as avg_latency_ms

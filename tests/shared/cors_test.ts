@@ -12,6 +12,7 @@ const EXPECTED = {
   "access-control-allow-headers": "authorization, x-client-info, apikey, content-type",
   "access-control-allow-methods": "POST, OPTIONS",
   "access-control-max-age": "86400",
+  "access-control-expose-headers": "RateLimit, RateLimit-Policy, Retry-After, X-Model, X-Cache",
 };
 
 function assertCors(res: Response) {

@@ -10,6 +10,8 @@ export const corsHeaders: Readonly<Record<string, string>> = {
   "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
   "Access-Control-Allow-Methods": "POST, OPTIONS",
   "Access-Control-Max-Age": "86400",
+  // So a frontend can read what is left of its quota, and which model served.
+  "Access-Control-Expose-Headers": "RateLimit, RateLimit-Policy, Retry-After, X-Model, X-Cache",
 };
 
 /** Answers the `OPTIONS` preflight and adds {@linkcode corsHeaders} to every other response. */

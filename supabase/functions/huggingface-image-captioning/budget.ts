@@ -4,10 +4,13 @@
  * @module
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
+import type { HfConfig } from "../_shared/hf_config.ts";
 import { createRpcMeterStore, type Reservation } from "../_shared/metering.ts";
 
-/** The `inference.task_costs` task a caption is charged as. */
-export const CAPTION_TASK = "image-caption";
+/** The `inference.task_costs` task a caption is charged as: the chat caption, or the image-to-text task. */
+export function captionTask(mode: HfConfig["captionMode"]): string {
+  return mode === "image-to-text" ? "image-to-text" : "image-caption";
+}
 
 /** The project's ceiling is met: the job waits, neither failed nor retried, until `until`. */
 export class BudgetExhausted extends Error {
@@ -25,11 +28,13 @@ export class BudgetExhausted extends Error {
  */
 export async function withCaptionBudget<T>(
   db: SupabaseClient,
-  usage: { model: string; inputBytes: number | null },
+  config: Pick<HfConfig, "captionMode" | "imageToTextModel">,
+  inputBytes: number | null,
   work: () => Promise<T>,
 ): Promise<T> {
   const store = createRpcMeterStore(db);
-  const reservation: Reservation = await store.reserve({ key: null, userId: null, tier: null, task: CAPTION_TASK });
+  const task = captionTask(config.captionMode);
+  const reservation: Reservation = await store.reserve({ key: null, userId: null, tier: null, task });
   if (!reservation.granted) throw new BudgetExhausted(new Date(Date.now() + reservation.day_reset * 1000));
   const started = performance.now();
   const settle = (status: number, charge: boolean) =>
@@ -40,11 +45,11 @@ export async function withCaptionBudget<T>(
       charge,
       caller: "system:captioning",
       userId: null,
-      task: CAPTION_TASK,
-      model: usage.model,
+      task,
+      model: config.imageToTextModel,
       status,
       latencyMs: Math.round(performance.now() - started),
-      inputBytes: usage.inputBytes,
+      inputBytes,
       outputBytes: null,
       cache: null,
     }]).catch((error) => console.error(`caption usage not recorded: ${(error as Error).message}`));

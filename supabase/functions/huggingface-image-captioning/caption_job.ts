@@ -45,12 +45,7 @@ export async function captionWhenFree(ctx: CaptionJobContext, slots: Semaphore, 
 export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Promise<string> {
   try {
     const image = await downloadImage(ctx, job);
-    const model = ctx.hf.config.imageToTextModel;
-    const caption = await withCaptionBudget(
-      ctx.db,
-      { model, inputBytes: image.size },
-      () => captionImage(ctx.hf, image),
-    );
+    const caption = await withCaptionBudget(ctx.db, ctx.hf.config, image.size, () => captionImage(ctx.hf, image));
     // The caption is paid for: a passing database error must not send it round again.
     const outcome = await persistently(() => completeJob(ctx.db, job, caption, ctx.hf.config.imageToTextModel));
     if (outcome === "stale") console.warn(`caption of ${job.objectId} discarded: a newer attempt owns the job`);
