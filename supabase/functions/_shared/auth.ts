@@ -68,7 +68,7 @@ export function authConfigFromEnv(env: Env): AuthConfig {
 /** Builds a {@linkcode BearerVerifier}; a remote JWKS is fetched lazily and cached by `jose`. */
 export function createBearerVerifier(config: AuthConfig): BearerVerifier {
   const verify = createJwtVerifier(config);
-  return (req) => verify(bearerToken(req));
+  return async (req) => await verify(bearerToken(req));
 }
 
 /** Verifies a JWT given as a string; throws {@linkcode HttpError} 401 when it is not acceptable. */
