@@ -265,9 +265,71 @@ begin
 end
 $$;
 
--- Settles a call after its answer: a charged call costs what was reserved (the task's cost when
--- nothing was, as for service_role), anything else costs nothing and gives the reservation back,
--- on the reservation's day (null: today); and the usage row is written in the same call.
+-- The settlements of a JSON array (inference_settle's arguments by name), with what each is
+-- charged: a charged call costs what was reserved (the task's cost when nothing was, as for
+-- service_role), anything else costs nothing and gives the reservation back.
+create or replace function inference.parse_settlements(settlements jsonb)
+returns table (
+  key text, day date, reserved integer, charged integer, caller text, user_id uuid, task text, model text,
+  status integer, latency_ms integer, input_bytes bigint, output_bytes bigint, cache text
+)
+language sql
+stable
+set search_path = ''
+as $$
+  select x.key,
+         coalesce(x.day, (now() at time zone 'UTC')::date),
+         coalesce(x.reserved, 0),
+         case when x.charge then coalesce(nullif(x.reserved, 0),
+           (select tc.units from inference.task_costs tc where tc.task = x.task), 1) else 0 end,
+         x.caller, x.user_id, x.task, x.model, x.status, x.latency_ms, x.input_bytes, x.output_bytes, x.cache
+    from jsonb_to_recordset(settlements) as x(
+      key text, day date, reserved integer, charge boolean, caller text, user_id uuid, task text, model text,
+      status integer, latency_ms integer, input_bytes bigint, output_bytes bigint, cache text)
+$$;
+
+-- Settles calls after their answers, many in one round trip: each caller's counter on the
+-- reservation's day (a late refund for yesterday leaves today alone), then the project's, then the
+-- usage rows. Callers are locked in key order and the project last, as inference_reserve locks
+-- them, so a settle and the reserves running beside it cannot deadlock.
+create or replace function public.inference_settle_many(settlements jsonb)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  r record;
+begin
+  perform set_config('synchronous_commit', 'off', true);
+  for r in
+    select s.key, s.day, sum(s.charged - s.reserved)::integer as delta
+      from inference.parse_settlements(settlements) s
+     where s.key is not null
+     group by s.key, s.day
+    having sum(s.charged - s.reserved) <> 0
+     order by s.key, s.day
+  loop
+    perform inference.add_units(r.key, r.day, r.delta);
+  end loop;
+  for r in
+    select s.day, sum(s.charged - s.reserved)::integer as delta
+      from inference.parse_settlements(settlements) s
+     group by s.day
+    having sum(s.charged - s.reserved) <> 0
+     order by s.day
+  loop
+    perform inference.add_units('project', r.day, r.delta);
+  end loop;
+  insert into public.inference_usage
+    (user_id, caller, task, model, status, units, latency_ms, input_bytes, output_bytes, cache)
+  select s.user_id, s.caller, s.task, s.model, s.status, s.charged, s.latency_ms, s.input_bytes, s.output_bytes,
+         s.cache
+    from inference.parse_settlements(settlements) s;
+end
+$$;
+
+-- Settles one call (see inference_settle_many).
 create or replace function public.inference_settle(
   key text,
   day date,
@@ -284,55 +346,14 @@ create or replace function public.inference_settle(
   cache text default null
 )
 returns void
-language plpgsql
+language sql
 security definer
 set search_path = ''
 as $$
-#variable_conflict use_column
-declare
-  on_day date := coalesce(inference_settle.day, (now() at time zone 'UTC')::date);
-  charged integer := 0;
-  delta integer;
-begin
-  perform set_config('synchronous_commit', 'off', true);
-  if inference_settle.charge then
-    charged := coalesce(nullif(inference_settle.reserved, 0),
-      (select tc.units from inference.task_costs tc where tc.task = inference_settle.task), 1);
-  end if;
-  delta := charged - coalesce(inference_settle.reserved, 0);
-  if delta <> 0 then
-    if inference_settle.key is not null then
-      perform inference.add_units(inference_settle.key, on_day, delta);
-    end if;
-    perform inference.add_units('project', on_day, delta);
-  end if;
-  insert into public.inference_usage
-    (user_id, caller, task, model, status, units, latency_ms, input_bytes, output_bytes, cache)
-  values (inference_settle.user_id, inference_settle.caller, inference_settle.task, inference_settle.model,
-          inference_settle.status, charged, inference_settle.latency_ms,
-          inference_settle.input_bytes, inference_settle.output_bytes, inference_settle.cache);
-end
-$$;
-
--- Settles many calls in one round trip: a JSON array of inference_settle's arguments by name.
-create or replace function public.inference_settle_many(settlements jsonb)
-returns void
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  s record;
-begin
-  for s in
-    select * from jsonb_to_recordset(settlements) as x(
-      key text, day date, reserved integer, charge boolean, caller text, user_id uuid, task text, model text,
-      status integer, latency_ms integer, input_bytes bigint, output_bytes bigint, cache text)
-  loop
-    perform public.inference_settle(s.key, s.day, s.reserved, s.charge, s.caller, s.user_id, s.task, s.model,
-      s.status, s.latency_ms, s.input_bytes, s.output_bytes, s.cache);
-  end loop;
-end
+  select public.inference_settle_many(jsonb_build_array(jsonb_build_object(
+    'key', key, 'day', day, 'reserved', reserved, 'charge', charge, 'caller', caller, 'user_id', user_id,
+    'task', task, 'model', model, 'status', status, 'latency_ms', latency_ms, 'input_bytes', input_bytes,
+    'output_bytes', output_bytes, 'cache', cache)))
 $$;
 
 -- Captioning: gives a claimed job back to the queue until `until` (the project's daily reset),

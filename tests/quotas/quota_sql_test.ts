@@ -218,3 +218,36 @@ Deno.test("settle_many settles a batch in one call, nulls included", async () =>
     ]);
   });
 });
+
+Deno.test("settle batches and reserves running side by side lock in one order: no deadlock", async () => {
+  await withDatabase(async (sql) => {
+    const keys = Array.from({ length: 12 }, (_, i) => `user:k${String(i).padStart(2, "0")}`);
+    const first = await Promise.all(keys.map((key) => reserve(sql, key)));
+    // Refund batches that name the callers in opposite orders, beside fresh reserves of the same callers.
+    const batch = (order: string[]) =>
+      JSON.stringify(order.map((key) => ({
+        key,
+        day: first[0].day,
+        reserved: 10,
+        charge: false,
+        caller: key,
+        user_id: null,
+        task: "text-to-image",
+        model: null,
+        status: 502,
+        latency_ms: 1,
+        input_bytes: null,
+        output_bytes: null,
+        cache: null,
+      })));
+    const work: Promise<unknown>[] = [];
+    for (let round = 0; round < 5; round++) {
+      work.push(sql`select public.inference_settle_many(${batch(keys)}::text::jsonb)`);
+      work.push(sql`select public.inference_settle_many(${batch([...keys].reverse())}::text::jsonb)`);
+      for (const key of keys) work.push(reserve(sql, key));
+    }
+    await Promise.all(work);
+    const [usage] = await sql`select count(*)::int as n from public.inference_usage`;
+    assert.equal(usage.n, 10 * keys.length);
+  });
+});
