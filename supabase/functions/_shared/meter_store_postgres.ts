@@ -6,7 +6,7 @@
  * @module
  */
 import postgres from "npm:postgres@3.4.9";
-import { type MeterStore, type Reservation, settlementRow } from "./metering.ts";
+import { type MeterStore, type Reservation, settlementRow } from "./meter_store.ts";
 
 // A reserve that has not answered in this long counts as an outage (answered 503).
 const QUERY_TIMEOUT_MS = 5_000;
