@@ -7,11 +7,11 @@
  * @module
  */
 import { createHandler } from "../../supabase/functions/text-to-image/handler.ts";
-import type { MeterStore } from "../../supabase/functions/_shared/metering.ts";
 import { LOCAL_JWT_SECRET, signKey } from "../stack/keys.ts";
 import { startStack } from "../stack/stack.ts";
 import { freePort } from "../stack/testing.ts";
 import { BENCH_USERS } from "./quotas.ts";
+import { unmeteredStore } from "./unmetered.ts";
 
 const [mode, port, ...args] = Deno.args;
 const listen = { hostname: "127.0.0.1", port: Number(port), onListen() {} };
@@ -31,23 +31,6 @@ if (mode === "stack") {
   });
 } else if (mode === "text-to-image") {
   const [hfUrl, apiUrl, quotas, dbUrl] = args;
-  const unmetered: MeterStore = {
-    reserve: () =>
-      Promise.resolve({
-        granted: true,
-        refused: null,
-        units: 10,
-        tier: "bench",
-        day: "2026-12-01",
-        requests_per_minute: null,
-        requests_remaining: null,
-        minute_reset: 60,
-        units_per_day: null,
-        units_remaining: null,
-        day_reset: 86400,
-      }),
-    settle: () => Promise.resolve(),
-  };
   Deno.serve(
     listen,
     createHandler({
@@ -57,7 +40,7 @@ if (mode === "stack") {
       SUPABASE_URL: apiUrl,
       SUPABASE_SERVICE_ROLE_KEY: await signKey("service_role"),
       ...(quotas === "direct" ? { INFERENCE_DB_URL: dbUrl } : {}),
-    }, quotas === "off" ? { meterStore: unmetered } : {}),
+    }, quotas === "off" ? { meterStore: unmeteredStore } : {}),
   );
 } else {
   throw new Error(`unknown mode ${mode}`);
