@@ -273,3 +273,20 @@ Deno.test("rateLimitHeaders names only the limits a tier has", () => {
     { "RateLimit-Policy": '"requests_per_minute";q=3;w=60', "RateLimit": '"requests_per_minute";r=1;t=5' },
   );
 });
+
+Deno.test("a body of declared length passes through untouched and is settled at that size as it starts", async () => {
+  const upstream = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new Uint8Array(300));
+      c.close();
+    },
+  });
+  const { fn, store, settledAll } = setup(() =>
+    Promise.resolve(new Response(upstream, { headers: { "content-length": "300", "x-model": "m/2" } }))
+  );
+  const res = await post(fn, await userToken());
+  assert.equal(res.body, upstream, "the stream was wrapped");
+  await settledAll();
+  assert.deepEqual(store.settled.map((s) => [s.charge, s.outputBytes, s.model]), [[true, 300, "m/2"]]);
+  assert.equal((await res.arrayBuffer()).byteLength, 300);
+});

@@ -69,7 +69,9 @@ withFake("returns a PNG with the upstream content type, no-store and CORS", asyn
   assert.equal(res.headers.get("content-type"), "image/png");
   assert.equal(res.headers.get("cache-control"), "no-store");
   assert.equal(res.headers.get("access-control-allow-origin"), "*");
-  assert.deepEqual(imageInfo(new Uint8Array(await res.arrayBuffer())), { type: "png", width: 128, height: 96 });
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  assert.deepEqual(imageInfo(bytes), { type: "png", width: 128, height: 96 });
+  assert.equal(res.headers.get("content-length"), String(bytes.byteLength));
   // The wire request is the router's: JSON {inputs, parameters}, bearer token, model in the path.
   const [seen] = fake.seen;
   assert.equal(seen.model, "black-forest-labs/FLUX.1-schnell");

@@ -8,8 +8,11 @@
  *
  * It identifies the caller (see `caller.ts`), reserves one request and the task's units in the
  * database before the handler runs (one round trip, the only one on the response path), answers
- * 429 or 503 when a limit is met, and settles after the answer's body has been sent: a 2xx is
- * charged, anything else is given back, an `X-Cache: HIT` answer costs nothing. The handler tells
+ * 429 or 503 when a limit is met, and settles in the background once the answer is on its way: a
+ * 2xx is charged, anything else is given back, an `X-Cache: HIT` answer costs nothing. A body of
+ * unknown length is counted as it streams and settled when it ends (refunded if the upstream cuts
+ * it short); one with a `Content-Length` passes through untouched, keeping the runtime's fast
+ * path, and is settled at that size as it starts. The handler tells
  * it which model served with `X-Model`. Every answer past the sign-in check carries the IETF
  * `RateLimit-Policy` and `RateLimit` headers. When the quota cannot be checked, the answer is 503:
  * never free service.
@@ -125,6 +128,13 @@ export function createMeter(env: Env, deps: MeterDeps = {}): Meter {
     const cache: "hit" | null = res.headers.get("x-cache")?.toUpperCase() === "HIT" ? "hit" : null;
     const paid = res.status >= 200 && res.status < 300 && cache === null;
     const outcome = { model: res.headers.get("x-model"), status: res.status, cache };
+    const length = Number(res.headers.get("content-length") ?? NaN);
+    if (res.body && Number.isSafeInteger(length)) {
+      // A body of known length keeps the runtime's fast path (passing a stream through JS costs
+      // ~0.4 ms of CPU a request here), so it is settled as it starts, at its declared size.
+      record({ ...outcome, charge: paid, latencyMs: elapsed(started), outputBytes: length });
+      return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+    }
     const body = countedBody(res.body, (outputBytes, complete) =>
       // A body cut short by the upstream is a failed call; a caller hanging up still got served.
       record({ ...outcome, charge: paid && complete, latencyMs: elapsed(started), outputBytes }));

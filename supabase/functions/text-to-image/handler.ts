@@ -24,12 +24,13 @@ export function createHandler(env: Env, deps: HfDeps & MeterDeps = {}): Handler 
     // Not tied to req.signal: Deno.serve aborts it once the response starts, which would cut the
     // image stream short.
     const image = await textToImage(hf(), input);
-    return new Response(image.body, {
-      headers: {
-        "Content-Type": image.contentType,
-        "Cache-Control": "no-store",
-        "X-Model": hf().config.textToImageModel,
-      },
+    const headers = new Headers({
+      "Content-Type": image.contentType,
+      "Cache-Control": "no-store",
+      "X-Model": hf().config.textToImageModel,
     });
+    const length = image.body instanceof Blob ? image.body.size : image.contentLength;
+    if (length !== undefined) headers.set("Content-Length", String(length));
+    return new Response(image.body, { headers });
   });
 }
