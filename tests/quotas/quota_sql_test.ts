@@ -7,6 +7,7 @@ import postgres from "npm:postgres@3.4.9";
 import { prepareDatabase } from "../stack/database.ts";
 import { startPostgres } from "../stack/postgres.ts";
 import { freePort } from "../stack/testing.ts";
+import { awayFromMinuteEdge } from "./windows.ts";
 
 type Sql = postgres.Sql;
 
@@ -45,6 +46,7 @@ Deno.test("reserve: exactly N of 40 parallel calls pass a per-minute limit of N,
     await sql`insert into inference.tiers values ('ten', 10, null)`;
     const user = crypto.randomUUID();
     await sql`insert into inference.user_tiers values (${user}, 'ten')`;
+    await awayFromMinuteEdge();
     const results = await Promise.all(
       Array.from({ length: 40 }, () => reserve(sql, `user:${user}`, "text-to-image", "authenticated", user)),
     );

@@ -11,6 +11,7 @@ import { type Local, withLocal } from "../support/local.ts";
 import { signUserToken } from "../stack/keys.ts";
 import { makeRandomPng } from "../captioning/helpers.ts";
 import { signHs256 } from "../support/tokens.ts";
+import { awayFromMinuteEdge } from "./windows.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -48,12 +49,6 @@ async function unitsOf(local: Local, id: string) {
 }
 
 let outage = false;
-
-/** Waits out the last seconds of a UTC minute, so a per-minute test does not straddle two windows. */
-async function awayFromMinuteEdge() {
-  const left = 60_000 - (Date.now() % 60_000);
-  if (left < 10_000) await new Promise((resolve) => setTimeout(resolve, left + 200));
-}
 
 Deno.test("quotas end to end on the local stack", opts, () =>
   withLocal(async (local) => {

@@ -9,6 +9,7 @@ import { createPostgresMeterStore } from "../../supabase/functions/_shared/meter
 import { prepareDatabase } from "../stack/database.ts";
 import { startPostgres } from "../stack/postgres.ts";
 import { freePort } from "../stack/testing.ts";
+import { awayFromMinuteEdge } from "../quotas/windows.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -22,6 +23,7 @@ Deno.test("the direct store reserves exactly N of 25 parallel calls and settles 
     await sql`insert into inference.user_tiers values (${user}, 'seven')`;
     const store = createPostgresMeterStore(pg.url);
     const request = { key: `user:${user}`, userId: user, tier: "authenticated", task: "text-to-image" };
+    await awayFromMinuteEdge();
     const results = await Promise.all(Array.from({ length: 25 }, () => store.reserve(request)));
     assert.equal(results.filter((r) => r.granted).length, 7);
     assert.ok(results.filter((r) => !r.granted).every((r) => r.refused === "requests_per_minute"));
