@@ -198,6 +198,7 @@ const scenarios: Record<string, () => Promise<void>> = {
   inference: inferenceScenario,
   cache: () => import("./cache.ts").then((m) => m.cacheScenario()),
   "caption-memory": async () => printCaptionMemory(await runCaptionMemory(), table),
+  quotas: () => import("./quotas.ts").then((m) => m.quotasScenario()),
 };
 const chosen = Deno.args.length ? Deno.args : Object.keys(scenarios);
 for (const name of chosen) {

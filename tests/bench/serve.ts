@@ -9,6 +9,7 @@
 import { createHandler } from "../../supabase/functions/text-to-image/handler.ts";
 import { startFakeHf } from "../support/fake_hf.ts";
 import { LOCAL_JWT_SECRET } from "../support/tokens.ts";
+import { unmeteredStore } from "./unmetered.ts";
 
 const [mode, port, arg] = Deno.args;
 const listen = { hostname: "127.0.0.1", port: Number(port), onListen() {} };
@@ -33,7 +34,7 @@ if (mode === "fake-hf") {
       HUGGING_FACE_ACCESS_TOKEN: "hf_bench",
       HF_BASE_URL: arg,
       SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET,
-    }),
+    }, { meterStore: unmeteredStore }), // quotas off here; `deno task bench quotas` measures them
   );
 } else {
   throw new Error(`unknown mode ${mode}`);

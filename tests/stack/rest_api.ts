@@ -265,7 +265,7 @@ async function callRpc(tx: Sql, schema: string, fn: string, req: Request, url: U
     );
   }
   const call = tx`${qualified(tx, schema, fn)}(${
-    list(tx, names.map((n) => tx`${ident(tx, n)} => ${rpcValue(args[n])}`))
+    list(tx, names.map((n) => tx`${ident(tx, n)} => ${rpcValue(tx, args[n])}`))
   })`;
   if (match.void) {
     await tx`select ${call}`;
@@ -289,12 +289,15 @@ async function callRpc(tx: Sql, schema: string, fn: string, req: Request, url: U
   return reply(r.body, 1, { single: false, status: 200, total: null });
 }
 
-/** Passes a JSON value as a parameter PostgreSQL can coerce to the argument's type; throws nothing. */
-function rpcValue(v: unknown): string | boolean | null {
+/**
+ * Passes a JSON value as a parameter PostgreSQL can coerce to the argument's type; an object or
+ * array goes as jsonb, as PostgREST hands a json/jsonb argument the body's value. Throws nothing.
+ */
+function rpcValue(tx: Sql, v: unknown): string | boolean | null | Fragment {
   if (v === null || v === undefined) return null;
   if (typeof v === "boolean" || typeof v === "string") return v;
   if (typeof v === "number") return String(v);
-  return JSON.stringify(v);
+  return tx`${JSON.stringify(v)}::text::jsonb`;
 }
 
 /** Builds `where …` from column filters (`col=op.value`); throws PGRST100 on an operator it does not support. */

@@ -7,6 +7,7 @@ import { createHandler } from "../../supabase/functions/text-to-image/handler.ts
 import { MAX_PROMPT_LENGTH } from "../../supabase/functions/_shared/tasks.ts";
 import { type FakeHf, hfError, startFakeHf } from "../support/fake_hf.ts";
 import { imageInfo } from "../support/images.ts";
+import { createMemoryMeterStore } from "../support/memory_meter.ts";
 import { LOCAL_JWT_SECRET, makeSigningKey, signHs256, userToken } from "../support/tokens.ts";
 
 const HF_TOKEN = "hf_test_secret_token_value";
@@ -47,7 +48,7 @@ function withFake(
   Deno.test(name, async () => {
     const fake = startFakeHf({ token: HF_TOKEN, ...options });
     try {
-      await fn({ fake, handler: createHandler(envFor(fake, extraEnv)) });
+      await fn({ fake, handler: createHandler(envFor(fake, extraEnv), { meterStore: createMemoryMeterStore() }) });
     } finally {
       await fake.stop();
     }
@@ -68,7 +69,9 @@ withFake("returns a PNG with the upstream content type, no-store and CORS", asyn
   assert.equal(res.headers.get("content-type"), "image/png");
   assert.equal(res.headers.get("cache-control"), "no-store");
   assert.equal(res.headers.get("access-control-allow-origin"), "*");
-  assert.deepEqual(imageInfo(new Uint8Array(await res.arrayBuffer())), { type: "png", width: 128, height: 96 });
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  assert.deepEqual(imageInfo(bytes), { type: "png", width: 128, height: 96 });
+  assert.equal(res.headers.get("content-length"), String(bytes.byteLength));
   // The wire request is the router's: JSON {inputs, parameters}, bearer token, model in the path.
   const [seen] = fake.seen;
   assert.equal(seen.model, "black-forest-labs/FLUX.1-schnell");
@@ -199,13 +202,16 @@ withFake("maps a non-image 200 to 502", async ({ fake, handler }) => {
 Deno.test("maps an unreachable upstream to 502", async () => {
   const fake = startFakeHf();
   await fake.stop(); // its port is now closed
-  const res = await post(createHandler(envFor(fake)), { prompt: "a cat" });
+  const res = await post(createHandler(envFor(fake), { meterStore: createMemoryMeterStore() }), { prompt: "a cat" });
   assert.equal(res.status, 502);
   assert.match((await errorOf(res)).error, /Could not reach/);
 });
 
 Deno.test("answers 500 naming the missing token variable, not its value", async () => {
-  const res = await post(createHandler({ SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET }), { prompt: "a cat" });
+  const res = await post(
+    createHandler({ SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET }, { meterStore: createMemoryMeterStore() }),
+    { prompt: "a cat" },
+  );
   assert.equal(res.status, 500);
   assert.match((await errorOf(res)).error, /HUGGING_FACE_ACCESS_TOKEN/);
 });
@@ -250,7 +256,9 @@ Deno.test("accepts a token signed with a JWT signing key from SUPABASE_JWKS", as
   const fake = startFakeHf({ token: HF_TOKEN });
   try {
     const key = await makeSigningKey("ES256");
-    const handler = createHandler(envFor(fake, { SUPABASE_JWKS: JSON.stringify(key.jwks) }));
+    const handler = createHandler(envFor(fake, { SUPABASE_JWKS: JSON.stringify(key.jwks) }), {
+      meterStore: createMemoryMeterStore(),
+    });
     const token = await key.sign({ sub: crypto.randomUUID(), role: "authenticated" });
     const res = await post(handler, { prompt: "a cat" }, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(res.status, 200);
@@ -265,12 +273,30 @@ Deno.test("accepts a token signed with a JWT signing key from SUPABASE_JWKS", as
   }
 });
 
-withFake("accepts the CLI's well-known local anon key", async ({ handler }) => {
-  const anonKey = await signHs256({ iss: "supabase-demo", role: "anon" }, LOCAL_JWT_SECRET);
-  const res = await post(handler, { prompt: "a cat" }, { headers: { authorization: `Bearer ${anonKey}` } });
-  assert.equal(res.status, 200);
-  await res.body?.cancel();
-});
+withFake(
+  "refuses the CLI's well-known local anon key: it is public, not a signed-in user",
+  async ({ handler, fake }) => {
+    const anonKey = await signHs256({ iss: "supabase-demo", role: "anon" }, LOCAL_JWT_SECRET);
+    const res = await post(handler, { prompt: "a cat" }, { headers: { authorization: `Bearer ${anonKey}` } });
+    assert.equal(res.status, 401);
+    assert.deepEqual(await res.json(), { error: "Sign in to use this function" });
+    assert.equal(fake.seen.length, 0);
+  },
+);
+
+withFake(
+  "serves the anon key with INFERENCE_ALLOW_ANON=true, and names the model in X-Model",
+  async ({ handler }) => {
+    const anonKey = await signHs256({ iss: "supabase-demo", role: "anon" }, LOCAL_JWT_SECRET);
+    const res = await post(handler, { prompt: "a cat" }, { headers: { authorization: `Bearer ${anonKey}` } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-model"), "black-forest-labs/FLUX.1-schnell");
+    assert.match(res.headers.get("ratelimit-policy")!, /"requests_per_minute";q=5;w=60/);
+    await res.body?.cancel();
+  },
+  {},
+  { INFERENCE_ALLOW_ANON: "true" },
+);
 
 withFake("rejects bad bodies with 400 naming the field", async ({ handler, fake }) => {
   const cases: [unknown, number, string | undefined][] = [

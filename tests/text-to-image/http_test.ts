@@ -78,13 +78,14 @@ async function withDevServer(hfUrl: string, fn: (api: string, anonKey: string) =
 }
 
 Deno.test(
-  "two dev servers at once: the docs' curl command (plus a Bearer JWT) saves a valid image from each",
+  "two dev servers at once: the docs' curl command (plus a user's JWT) saves a valid image from each",
   opts,
   async () => {
     const fake = startFakeHf({ token: HF_TOKEN });
     const dir = await Deno.makeTempDir();
-    const curlImage = (name: string) => async (api: string, anonKey: string) => {
+    const curlImage = (name: string) => async (api: string) => {
       const out = `${dir}/${name}.jpg`;
+      const userJwt = await signUserToken({ sub: crypto.randomUUID() });
       const curl = await new Deno.Command("curl", {
         args: [
           "--silent",
@@ -99,7 +100,7 @@ Deno.test(
           "--header",
           "Content-Type: application/json",
           "--header",
-          `Authorization: Bearer ${anonKey}`,
+          `Authorization: Bearer ${userJwt}`,
           "--data",
           '{"prompt":"Llama wearing sunglasses"}',
         ],
@@ -125,7 +126,7 @@ Deno.test(
   async () => {
     const fake = startFakeHf({ token: HF_TOKEN });
     try {
-      await withDevServer(fake.url, async (api) => {
+      await withDevServer(fake.url, async (api, anonKey) => {
         const url = `${api}/functions/v1/text-to-image`;
         const user = await signUserToken({ sub: crypto.randomUUID() });
         const post = (init: RequestInit = {}) =>
@@ -143,6 +144,11 @@ Deno.test(
         const noJwt = await fetch(url, { method: "POST", body: '{"prompt":"a cat"}' });
         assert.equal(noJwt.status, 401);
         assert.equal(typeof (await noJwt.json()).error, "string");
+
+        // The anon key passes the gateway's verify_jwt (it is a valid JWT) but is not a signed-in user.
+        const anon = await post({ headers: { authorization: `Bearer ${anonKey}`, apikey: anonKey } });
+        assert.equal(anon.status, 401);
+        assert.deepEqual(await anon.json(), { error: "Sign in to use this function" });
 
         const expired = await post({
           headers: {

@@ -67,10 +67,18 @@ export function authConfigFromEnv(env: Env): AuthConfig {
 
 /** Builds a {@linkcode BearerVerifier}; a remote JWKS is fetched lazily and cached by `jose`. */
 export function createBearerVerifier(config: AuthConfig): BearerVerifier {
+  const verify = createJwtVerifier(config);
+  return async (req) => await verify(bearerToken(req));
+}
+
+/** Verifies a JWT given as a string; throws {@linkcode HttpError} 401 when it is not acceptable. */
+export type JwtVerifier = (token: string) => Promise<Claims>;
+
+/** Builds a {@linkcode JwtVerifier} that remembers tokens it verified, briefly. */
+export function createJwtVerifier(config: AuthConfig): JwtVerifier {
   const verify = createTokenVerifier(config);
   const verified = new Map<string, { claims: Claims; until: number }>();
-  return async (req) => {
-    const token = bearerToken(req);
+  return async (token) => {
     const hit = verified.get(token);
     if (hit && hit.until > Date.now()) return hit.claims;
     if (hit) verified.delete(token);

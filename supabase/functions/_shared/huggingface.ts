@@ -135,7 +135,7 @@ export function textToImage(
   input: { prompt: string; parameters?: Record<string, unknown> },
   signal?: AbortSignal,
   model: string = hf.config.textToImageModel,
-): Promise<{ body: ReadableStream<Uint8Array> | Blob; contentType: string }> {
+): Promise<{ body: ReadableStream<Uint8Array> | Blob; contentType: string; contentLength?: number }> {
   return hf.run(model, async (client, target, options) => {
     // The client buffers the image into a Blob before handing it over, which costs a third of
     // the throughput of a pass-through; so keep the upstream body and give the client an empty one.
@@ -152,7 +152,17 @@ export function textToImage(
       { ...target, inputs: input.prompt, parameters: input.parameters },
       { ...options, fetch: fetchKeepingImage, outputType: "blob" },
     );
-    if (streamed?.body) return { body: streamed.body, contentType: streamed.headers.get("content-type")! };
+    if (streamed?.body) {
+      // The length holds only for a body fetch did not decompress.
+      const length = streamed.headers.has("content-encoding")
+        ? NaN
+        : Number(streamed.headers.get("content-length") ?? NaN);
+      return {
+        body: streamed.body,
+        contentType: streamed.headers.get("content-type")!,
+        contentLength: Number.isSafeInteger(length) ? length : undefined,
+      };
+    }
     if (!blob.type.startsWith("image/")) {
       throw new InferenceClientProviderOutputError(`expected an image, got ${blob.type || "no content type"}`);
     }

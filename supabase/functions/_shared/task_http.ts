@@ -73,7 +73,11 @@ export function taskHandler(task: TaskDescriptor, ctx: TaskContext): Handler {
 function respond(answer: TaskAnswer, model: string): Response {
   const headers = { "X-Model": model, "Cache-Control": "no-store" };
   if ("json" in answer) return Response.json(answer.json, { headers });
-  return new Response(answer.body, { headers: { ...headers, "Content-Type": answer.contentType } });
+  const length = answer.body instanceof Blob ? answer.body.size : answer.contentLength;
+  const mediaHeaders = new Headers({ ...headers, "Content-Type": answer.contentType });
+  // A known length lets the meter settle as the answer starts instead of counting the stream.
+  if (length !== undefined) mediaHeaders.set("Content-Length", String(length));
+  return new Response(answer.body, { headers: mediaHeaders });
 }
 
 /**

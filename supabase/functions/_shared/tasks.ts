@@ -15,7 +15,7 @@ import { endingWithDone, keepingBody } from "./streaming.ts";
 /** What a task answers: JSON, or a byte stream with its content type. */
 export type TaskAnswer =
   | { json: unknown }
-  | { body: ReadableStream<Uint8Array> | Blob; contentType: string };
+  | { body: ReadableStream<Uint8Array> | Blob; contentType: string; contentLength?: number };
 
 /** A task's input, once validated: the JSON fields, or the media and its parameters. */
 export type TaskInput =
@@ -184,9 +184,14 @@ function streamedMedia(kind: string, call: (input: TaskInput) => ClientCall<Blob
       const blob = await call(input)(client, target, { ...options, fetch: body.fetch });
       const upstream = body.kept();
       if (upstream?.body) {
+        // Media bytes pass as they are (only an event stream gets a closing `[DONE]`).
+        const length = upstream.headers.has("content-encoding")
+          ? NaN
+          : Number(upstream.headers.get("content-length") ?? NaN);
         return {
-          body: endingWithDone(upstream.body),
+          body: upstream.body,
           contentType: upstream.headers.get("content-type")!,
+          contentLength: Number.isSafeInteger(length) ? length : undefined,
         };
       }
       if (!blob.type.startsWith(`${kind}/`)) {

@@ -10,6 +10,7 @@ import { captionImage, type CaptionSource, type Hf, type ImageBytes } from "../_
 import { sha256Hex } from "../_shared/cache_key.ts";
 import { createHash } from "node:crypto";
 import { captionByContent } from "./caption_cache.ts";
+import { BudgetExhausted, deferForBudget, withCaptionBudget } from "./budget.ts";
 import { sniffImageType } from "./image.ts";
 import { type ClaimedJob, claimJob, claimNextJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
 import type { Semaphore } from "../_shared/semaphore.ts";
@@ -85,7 +86,9 @@ export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Pr
       image = bytes;
       contentSha256 = await sha256Hex(bytes.bytes);
     }
-    const caption = await captionByContent({ ...ctx, job }, contentSha256, () => captionImage(ctx.hf, image));
+    const caption = await captionByContent({ ...ctx, job }, contentSha256, () =>
+      // A cached caption costs no budget: only a call to Hugging Face is counted.
+      withCaptionBudget(ctx.db, ctx.hf.config, job.size, () => captionImage(ctx.hf, image)));
     giveBack();
     downloaded = undefined;
     // The caption is paid for: a passing database error must not send it round again.
@@ -94,6 +97,7 @@ export async function runCaptionJob(ctx: CaptionJobContext, job: ClaimedJob): Pr
     return outcome;
   } catch (error) {
     giveBack();
+    if (error instanceof BudgetExhausted) return await deferForBudget(ctx.db, job, error);
     const failure = describeFailure(error);
     try {
       const outcome = await failJob(ctx.db, job, failure);

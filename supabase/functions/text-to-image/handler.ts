@@ -3,25 +3,25 @@
  * (`_shared/tasks.ts`), so both URLs share one contract and one implementation.
  * @module
  */
-import { authConfigFromEnv, createBearerVerifier } from "../_shared/auth.ts";
 import { cors } from "../_shared/cors.ts";
-import { configured, type Env } from "../_shared/env.ts";
-import { bearerGuard } from "../_shared/guard.ts";
+import type { Env } from "../_shared/env.ts";
 import { allowMethods, catchErrors, compose, type Handler } from "../_shared/http.ts";
 import type { HfDeps } from "../_shared/huggingface.ts";
+import { createMeter, type MeterDeps } from "../_shared/metering.ts";
 import { createTaskContext, taskHandler } from "../_shared/task_http.ts";
 import { TASKS } from "../_shared/tasks.ts";
 
-/** Builds the handler from an environment; `deps.fetch` replaces the upstream in tests. */
-export function createHandler(env: Env, deps: HfDeps = {}): Handler {
-  const verifyBearer = configured(() => createBearerVerifier(authConfigFromEnv(env)));
+/** Builds the handler from an environment; `deps.fetch` replaces the upstream and `deps.meterStore` the database in tests. */
+export function createHandler(env: Env, deps: HfDeps & MeterDeps = {}): Handler {
+  const meter = createMeter(env, deps);
   const ctx = createTaskContext(env, deps);
 
+  // meter: only signed-in callers, within their quota; settled from the answer.
   return compose(
     cors,
     catchErrors,
     allowMethods("POST"),
-    bearerGuard(verifyBearer),
+    meter("text-to-image"),
     taskHandler(TASKS["text-to-image"], ctx),
   );
 }
