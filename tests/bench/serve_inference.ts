@@ -6,6 +6,7 @@
  * @module
  */
 import { createHandler } from "../../supabase/functions/huggingface-inference/handler.ts";
+import { unmeteredStore } from "./unmetered.ts";
 import { startFakeHf } from "../support/fake_hf.ts";
 import { LOCAL_JWT_SECRET } from "../support/tokens.ts";
 
@@ -27,7 +28,10 @@ if (mode === "fake-hf") {
 } else if (mode === "inference") {
   Deno.serve(
     listen,
-    createHandler({ HUGGING_FACE_ACCESS_TOKEN: "hf_bench", HF_BASE_URL: arg, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET }),
+    // Quotas off here, as in the text-to-image scenario; `deno task bench quotas` measures them.
+    createHandler({ HUGGING_FACE_ACCESS_TOKEN: "hf_bench", HF_BASE_URL: arg, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET }, {
+      meterStore: unmeteredStore,
+    }),
   );
 } else {
   throw new Error(`unknown mode ${mode}`);

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createHandler } from "../../supabase/functions/huggingface-inference/handler.ts";
+import { createMemoryMeterStore } from "../support/memory_meter.ts";
 import { makeWav, wavInfo } from "../support/audio.ts";
 import { type FakeHf, hfError, startFakeHf } from "../support/fake_hf.ts";
 import { imageInfo, makePng, tinyJpeg } from "../support/images.ts";
@@ -32,7 +33,7 @@ async function withServer(
     HF_RETRY_BASE_MS: "2",
     HF_RETRY_MAX_DELAY_MS: "10",
     ...env,
-  });
+  }, { meterStore: createMemoryMeterStore() });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
   try {
     await fn({

@@ -49,7 +49,7 @@ export interface TaskDescriptor {
   defaultModels: readonly string[];
   /** An older variable naming the model (kept for `text-to-image`). */
   legacyModelEnv?: string;
-  /** Default cost in quota units, until the database's `inference.task_costs` says otherwise. */
+  /** Cost in quota units as seeded in `inference.task_costs` (shown by GET; the database row is what is charged). */
   cost: number;
   /** The largest JSON body accepted. */
   maxJsonBytes?: number;
@@ -235,7 +235,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       ),
       output: `{"summary_text": string}`,
       defaultModels: ["facebook/bart-large-cnn"],
-      cost: 1,
+      cost: 2,
       run: jsonTask(
         (i) => (c, t, o) =>
           c.summarization({ ...t, inputs: fieldsOf(i).inputs as string, parameters: fieldsOf(i).parameters }, o),
@@ -254,7 +254,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       }, "Hello, world"),
       output: `{"translation_text": string}`,
       defaultModels: ["google-t5/t5-small"],
-      cost: 1,
+      cost: 2,
       run: jsonTask(
         (i) => (c, t, o) =>
           c.translation({ ...t, inputs: fieldsOf(i).inputs as string, parameters: fieldsOf(i).parameters }, o),
@@ -305,7 +305,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       },
       output: "a chat completion (JSON), or text/event-stream chunks ending with data: [DONE]",
       defaultModels: ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct"],
-      cost: 2,
+      cost: 5,
       run: runChat,
     },
     {
@@ -346,7 +346,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       output: "image bytes (image/png or image/jpeg), streamed",
       defaultModels: ["black-forest-labs/FLUX.1-schnell"],
       legacyModelEnv: "TEXT_TO_IMAGE_MODEL",
-      cost: 5,
+      cost: 10,
       maxJsonBytes: 64 * 1024,
       run: (hf, model, input) => {
         const { prompt, ...parameters } = fieldsOf(input);
@@ -360,7 +360,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       input: textTask({}, "Hello from Supabase"),
       output: "audio bytes with the upstream Content-Type, streamed",
       defaultModels: ["hexgrad/Kokoro-82M"],
-      cost: 3,
+      cost: 5,
       run: streamedMedia(
         "audio",
         (i) => (c, t, o) => c.textToSpeech({ ...t, inputs: fieldsOf(i).inputs as string }, o),
@@ -372,7 +372,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       input: { type: "media", media: "image", parameters: {} },
       output: `{"generated_text": string}`,
       defaultModels: ["Salesforce/blip-image-captioning-large"],
-      cost: 2,
+      cost: 3,
       run: jsonTask(
         (i) => (c, t, o) =>
           c.imageToText({ ...t, data: mediaOf(i).media }, { ...o, fetch: unwrappingOneElementArrays(o.fetch) }),
@@ -385,7 +385,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       input: { type: "media", media: "image", parameters: {} },
       output: `[{"label": string, "score": number}]`,
       defaultModels: ["google/vit-base-patch16-224"],
-      cost: 1,
+      cost: 2,
       run: jsonTask(
         (i) => (c, t, o) => c.imageClassification({ ...t, data: mediaOf(i).media }, o),
         (out) => out.map(labelScore),
@@ -397,7 +397,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       input: { type: "media", media: "image", parameters: {} },
       output: `[{"label": string, "score": number, "box": {"xmin", "ymin", "xmax", "ymax"}}]`,
       defaultModels: ["facebook/detr-resnet-50"],
-      cost: 2,
+      cost: 3,
       run: jsonTask(
         (i) => (c, t, o) => c.objectDetection({ ...t, data: mediaOf(i).media }, o),
         (out) =>
@@ -423,7 +423,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       },
       output: `[{"label": string, "score": number, "mask": base64 PNG}]`,
       defaultModels: ["nvidia/segformer-b0-finetuned-ade-512-512"],
-      cost: 2,
+      cost: 4,
       run: jsonTask(
         (i) => (c, t, o) =>
           c.imageSegmentation({ ...t, inputs: mediaOf(i).media, parameters: mediaOf(i).parameters }, o),
@@ -436,7 +436,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       input: { type: "media", media: "audio", parameters: {} },
       output: `{"text": string}`,
       defaultModels: ["openai/whisper-large-v3"],
-      cost: 3,
+      cost: 5,
       run: jsonTask(
         (i) => (c, t, o) => c.automaticSpeechRecognition({ ...t, inputs: mediaOf(i).media }, o),
         (out) => {
@@ -451,7 +451,7 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       input: { type: "media", media: "audio", parameters: {} },
       output: `[{"label": string, "score": number}]`,
       defaultModels: ["superb/hubert-large-superb-er"],
-      cost: 1,
+      cost: 2,
       run: jsonTask(
         (i) => (c, t, o) => c.audioClassification({ ...t, inputs: mediaOf(i).media }, o),
         (out) => out.map(labelScore),

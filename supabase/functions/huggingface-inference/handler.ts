@@ -3,11 +3,10 @@
  * `POST /huggingface-inference/<task>` runs a task; `GET /huggingface-inference[/<task>]` describes them.
  * @module
  */
-import { authConfigFromEnv, createBearerVerifier } from "../_shared/auth.ts";
 import { cors } from "../_shared/cors.ts";
-import { configured, type Env } from "../_shared/env.ts";
-import { bearerGuard } from "../_shared/guard.ts";
+import type { Env } from "../_shared/env.ts";
 import type { HfDeps } from "../_shared/huggingface.ts";
+import { createMeter, type MeterDeps } from "../_shared/metering.ts";
 import { allowMethods, catchErrors, compose, type Handler, HttpError, type Middleware } from "../_shared/http.ts";
 import { createTaskContext, describeTask, taskHandler } from "../_shared/task_http.ts";
 import { TASKS } from "../_shared/tasks.ts";
@@ -17,15 +16,14 @@ const NAME = "huggingface-inference";
 const ROUTE = new RegExp(`^(.*/${NAME})(?:/([^/]+))?/?$`);
 
 /** Test and merge seams: the upstream `fetch`, and the check each task's POST runs first. */
-export interface InferenceDeps extends HfDeps {
-  /** Returns the middleware guarding `task` (default: a valid bearer JWT; the quota meter goes here). */
+export interface InferenceDeps extends HfDeps, MeterDeps {
+  /** Returns the middleware guarding `task` (default: the quota meter: signed-in callers, within their quota). */
   guard?: (task: string) => Middleware;
 }
 
 /** Builds the handler from an environment. */
 export function createHandler(env: Env, deps: InferenceDeps = {}): Handler {
-  const verifyBearer = configured(() => createBearerVerifier(authConfigFromEnv(env)));
-  const guard = deps.guard ?? (() => bearerGuard(verifyBearer));
+  const guard = deps.guard ?? createMeter(env, deps);
   const ctx = createTaskContext(env, deps);
   // One route per task (a table, not a chain of ifs): its guard, then its task code. An unavailable
   // task answers 501 before any guard, so it is never metered.
