@@ -33,6 +33,52 @@ export type Database = {
         };
         Relationships: [];
       };
+      "inference_usage": {
+        Row: {
+          "cache": string | null;
+          "caller": string;
+          "created_at": string;
+          "id": number;
+          "input_bytes": number | null;
+          "latency_ms": number | null;
+          "model": string | null;
+          "output_bytes": number | null;
+          "status": number;
+          "task": string;
+          "units": number;
+          "user_id": string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          "cache"?: string | null;
+          "caller": string;
+          "created_at"?: string;
+          "id"?: never;
+          "input_bytes"?: number | null;
+          "latency_ms"?: number | null;
+          "model"?: string | null;
+          "output_bytes"?: number | null;
+          "status": number;
+          "task": string;
+          "units"?: number;
+          "user_id"?: string | null;
+        };
+        Update: {
+          "cache"?: string | null;
+          "caller"?: string;
+          "created_at"?: string;
+          "id"?: never;
+          "input_bytes"?: number | null;
+          "latency_ms"?: number | null;
+          "model"?: string | null;
+          "output_bytes"?: number | null;
+          "status"?: number;
+          "task"?: string;
+          "units"?: number;
+          "user_id"?: string | null;
+        };
+        Relationships: [];
+      };
     };
     Views: {
       [_ in never]: never;
@@ -52,8 +98,27 @@ export type Database = {
           "size": number;
         }[];
       };
+      "caption_job_claim_next": {
+        Args: Record<PropertyKey, never>;
+        Returns: {
+          "attempts": number;
+          "bucket_id": string;
+          "last_error": string;
+          "lease_token": string;
+          "mimetype": string;
+          "name": string;
+          "object_id": string;
+          "object_version": string;
+          "outcome": string;
+          "size": number;
+        }[];
+      };
       "caption_job_complete": {
         Args: { "caption": string; "lease_token": string; "model": string; "object_id": string };
+        Returns: string;
+      };
+      "caption_job_defer": {
+        Args: { "lease_token": string; "object_id": string; "reason": string; "until": string };
         Returns: string;
       };
       "caption_job_fail": {
@@ -65,6 +130,86 @@ export type Database = {
           "retryable": boolean;
         };
         Returns: string;
+      };
+      "caption_job_note": { Args: { "error": string; "object_id": string }; Returns: boolean };
+      "caption_job_record_cache": {
+        Args: { "cache": string; "lease_token": string; "object_id": string };
+        Returns: boolean;
+      };
+      "caption_rate_pause": { Args: { "seconds": number; "upstream_status": number }; Returns: string };
+      "caption_rate_wait": { Args: Record<PropertyKey, never>; Returns: number };
+      "inference_cache_claim": {
+        Args: { "cache_key": string; "lease_seconds": number; "model": string; "task": string };
+        Returns: {
+          "lease_token": string;
+          "outcome": string;
+        }[];
+      };
+      "inference_cache_evict": {
+        Args: { "max_objects"?: number };
+        Returns: {
+          "path": string;
+        }[];
+      };
+      "inference_cache_forget_objects": { Args: { "paths": string }; Returns: number };
+      "inference_cache_lookup": {
+        Args: { "cache_key": string };
+        Returns: {
+          "body": string;
+          "byte_size": number;
+          "content_type": string;
+          "created_at": string;
+          "hits": number;
+          "model": string;
+          "object_path": string;
+          "task": string;
+        }[];
+      };
+      "inference_cache_put": {
+        Args: {
+          "body"?: string;
+          "byte_size"?: number;
+          "cache_key": string;
+          "content_type": string;
+          "model": string;
+          "object_path"?: string;
+          "task": string;
+        };
+        Returns: undefined;
+      };
+      "inference_cache_release": { Args: { "cache_key": string; "lease_token": string }; Returns: boolean };
+      "inference_reserve": {
+        Args: { "default_tier": string; "key": string; "task": string; "user_id": string };
+        Returns: Json;
+      };
+      "inference_settle": {
+        Args: {
+          "cache"?: string;
+          "caller": string;
+          "charge": boolean;
+          "day": string;
+          "input_bytes": number;
+          "key": string;
+          "latency_ms": number;
+          "model": string;
+          "output_bytes": number;
+          "reserved": number;
+          "status": number;
+          "task": string;
+          "user_id": string;
+        };
+        Returns: undefined;
+      };
+      "inference_settle_many": { Args: { "settlements": Json }; Returns: undefined };
+      "my_caption_jobs": {
+        Args: Record<PropertyKey, never>;
+        Returns: {
+          "attempts": number;
+          "last_error": string;
+          "object_id": string;
+          "status": string;
+          "updated_at": string;
+        }[];
       };
       "storage_object_owner": { Args: { "object_id": string }; Returns: string };
     };
