@@ -83,11 +83,11 @@ Deno.test(
       });
       assert.match(
         job.last_error,
-        /^function not started: Server misconfigured: HUGGING_FACE_ACCESS_TOKEN .* is not set$/,
+        /^function not started: Server misconfigured: CAPTION_MODE must be 'chat' or 'image-to-text'$/,
       );
       assert.equal(job.status, "pending");
       assert.equal(fake.seen.length, 0);
-    }, { env: { HUGGING_FACE_ACCESS_TOKEN: "" } }),
+    }, { env: { CAPTION_MODE: "poetry" } }),
 );
 
 Deno.test(
