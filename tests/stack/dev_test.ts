@@ -12,7 +12,7 @@ const CUSTOM_SECRET = "my-own-project-jwt-secret-of-at-least-32-chars";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test(
-  "deno task dev with no token and a custom JWT secret: the printed anon key works on REST, Storage and text-to-image",
+  "deno task dev with no token and a custom JWT secret: the printed keys work on REST, Storage, Auth and text-to-image",
   opts,
   async () => {
     const apiPort = freePort();
@@ -98,13 +98,28 @@ Deno.test(
       const denied = await download(defaultAnonKey);
       assert.match(await denied.text(), /"statusCode":"403"/, "Storage must refuse the CLI's default key");
 
-      // text-to-image: the README's curl, with the printed anon key, saves a real PNG from the stand-in.
+      // text-to-image: the printed anon key is valid but public, so it is not a caller.
+      const anonCall = await fetch(`${api}/functions/v1/text-to-image`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${anonKey}`, "Content-Type": "application/json" },
+        body: '{"prompt":"x"}',
+      });
+      assert.equal(anonCall.status, 401);
+      assert.equal((await anonCall.json()).error, "Sign in to use this function");
+      // The README's way: an anonymous sign-in with the printed anon key, then its curl saves a real PNG.
+      const signUp = await fetch(`${api}/auth/v1/signup`, {
+        method: "POST",
+        headers: { apikey: anonKey, "Content-Type": "application/json" },
+        body: "{}",
+      });
+      assert.equal(signUp.status, 200);
+      const { access_token: userJwt } = await signUp.json();
       const out = `${tmp}/result.jpg`;
       const curl = await new Deno.Command("curl", {
         args: [
           ...["--silent", "--show-error", "--fail-with-body", "--output", out, "--location", "--request", "POST"],
           `${api}/functions/v1/text-to-image`,
-          ...["--header", "Content-Type: application/json", "--header", `Authorization: Bearer ${anonKey}`],
+          ...["--header", "Content-Type: application/json", "--header", `Authorization: Bearer ${userJwt}`],
           ...["--data", '{"prompt":"Llama wearing sunglasses"}'],
         ],
       }).output();
