@@ -8,8 +8,9 @@
  */
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import type { Database } from "../_shared/database.types.ts";
-import { ConfigError, configured, type Env, envInt, envString, requireEnv } from "../_shared/env.ts";
+import { configured, type Env, envInt, envString, requireEnv } from "../_shared/env.ts";
 import { HttpError } from "../_shared/http.ts";
+import { serviceKeyFromEnv } from "../_shared/service_key.ts";
 import { hfConfigFromEnv } from "../_shared/hf_config.ts";
 import { allowMethods, catchErrors, compose, type Handler, readJson } from "../_shared/http.ts";
 import { createHf, type Hf, type HfDeps } from "../_shared/huggingface.ts";
@@ -82,7 +83,7 @@ function captioningConfigFromEnv(env: Env): CaptioningConfig {
     concurrency: envInt(env, "CAPTION_CONCURRENCY", 4, { min: 1, max: 256 }),
     transport: imageTransportFromEnv(env, url),
     resizeTo: envInt(env, "CAPTION_IMAGE_RESIZE", 0, { min: 0, max: 10_000 }) || undefined,
-    db: createClient<Database>(url, serviceKey(env), {
+    db: createClient<Database>(url, serviceKeyFromEnv(env), {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     }),
   };
@@ -104,22 +105,6 @@ async function noting(db: SupabaseClient, objectId: string, hf: () => Hf): Promi
     }
     throw error;
   }
-}
-
-/** The service key: the new `SUPABASE_SECRET_KEYS` default when present, else the legacy JWT. */
-function serviceKey(env: Env): string {
-  const keys = envString(env, "SUPABASE_SECRET_KEYS");
-  if (keys) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(keys);
-    } catch {
-      throw new ConfigError("SUPABASE_SECRET_KEYS is not valid JSON");
-    }
-    const key = (parsed as Record<string, unknown>)?.default;
-    if (typeof key === "string" && key) return key;
-  }
-  return requireEnv(env, "SUPABASE_SERVICE_ROLE_KEY");
 }
 
 // Answered 2xx so that nobody retries an event there is nothing to do for.
