@@ -183,8 +183,11 @@ const CASES: TaskCase[] = [
     good: () => json({ inputs: "Hello from Supabase and Hugging Face" }),
     async check(res) {
       assert.equal(res.headers.get("content-type"), "audio/wav");
-      const info = wavInfo(new Uint8Array(await res.arrayBuffer()));
+      const wav = new Uint8Array(await res.arrayBuffer());
+      const info = wavInfo(wav);
       assert.ok(info && info.seconds > 0.5, JSON.stringify(info));
+      // Exactly the RIFF file: nothing appended (no event-stream `[DONE]` after audio bytes).
+      assert.equal(wav.length, new DataView(wav.buffer).getUint32(4, true) + 8);
     },
     bad: () => json({ inputs: "hi", parameters: { voice: "x" } }),
     badStatus: 400,

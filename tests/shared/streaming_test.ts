@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { endingWithDone, keepingBody } from "../../supabase/functions/_shared/streaming.ts";
+import { bodyLength, endingWithDone, keepingBody } from "../../supabase/functions/_shared/streaming.ts";
 
 async function through(chunks: string[]): Promise<string> {
   const source = ReadableStream.from(chunks.map((c) => new TextEncoder().encode(c)));
@@ -27,4 +27,12 @@ Deno.test("keepingBody keeps a wanted 2xx body and hands the client an empty one
   const error = await kept.fetch("http://x");
   assert.equal(error.status, 500);
   assert.deepEqual(await error.json(), { error: "nope" });
+});
+
+Deno.test("bodyLength reads Content-Length, but not for a body that fetch decompresses", () => {
+  const res = (headers: Record<string, string>) => new Response("x", { headers });
+  assert.equal(bodyLength(res({ "content-length": "1234" })), 1234);
+  assert.equal(bodyLength(res({ "content-length": "1234", "content-encoding": "gzip" })), undefined);
+  assert.equal(bodyLength(res({ "content-length": "twelve" })), undefined);
+  assert.equal(bodyLength(new Response(new ReadableStream())), undefined);
 });

@@ -21,6 +21,7 @@ import { HttpError } from "./http.ts";
 import { classifyHfError, type HfFailure, mapHfError } from "./hf_errors.ts";
 import { backoffDelay, sleep } from "./retry.ts";
 import { createSemaphore } from "./semaphore.ts";
+import { bodyLength } from "./streaming.ts";
 
 // The least time worth giving a retry (capped by the per-attempt timeout).
 const MIN_ATTEMPT_MS = 1000;
@@ -153,14 +154,10 @@ export function textToImage(
       { ...options, fetch: fetchKeepingImage, outputType: "blob" },
     );
     if (streamed?.body) {
-      // The length holds only for a body fetch did not decompress.
-      const length = streamed.headers.has("content-encoding")
-        ? NaN
-        : Number(streamed.headers.get("content-length") ?? NaN);
       return {
         body: streamed.body,
         contentType: streamed.headers.get("content-type")!,
-        contentLength: Number.isSafeInteger(length) ? length : undefined,
+        contentLength: bodyLength(streamed),
       };
     }
     if (!blob.type.startsWith("image/")) {

@@ -58,3 +58,11 @@ export function endingWithDone(body: ReadableStream<Uint8Array>): ReadableStream
     cancel: (reason) => reader.cancel(reason),
   }, { highWaterMark: 0 });
 }
+
+/** The byte length of `res`'s body as it reaches the reader, when the headers say it; never throws. */
+export function bodyLength(res: Response): number | undefined {
+  // The length holds only for a body fetch did not decompress.
+  if (res.headers.has("content-encoding")) return undefined;
+  const length = Number(res.headers.get("content-length") ?? NaN);
+  return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+}

@@ -10,7 +10,7 @@ import { type CallOptions, type CallTarget, type Hf, textToImage } from "./huggi
 import { HttpError } from "./http.ts";
 import type { MediaKind } from "./media.ts";
 import { boolean, either, integer, listOf, number, object, oneOf, type Rule, type Rules, text } from "./params.ts";
-import { endingWithDone, keepingBody } from "./streaming.ts";
+import { bodyLength, endingWithDone, keepingBody } from "./streaming.ts";
 
 /** What a task answers: JSON, or a byte stream with its content type. */
 export type TaskAnswer =
@@ -185,13 +185,10 @@ function streamedMedia(kind: string, call: (input: TaskInput) => ClientCall<Blob
       const upstream = body.kept();
       if (upstream?.body) {
         // Media bytes pass as they are (only an event stream gets a closing `[DONE]`).
-        const length = upstream.headers.has("content-encoding")
-          ? NaN
-          : Number(upstream.headers.get("content-length") ?? NaN);
         return {
           body: upstream.body,
           contentType: upstream.headers.get("content-type")!,
-          contentLength: Number.isSafeInteger(length) ? length : undefined,
+          contentLength: bodyLength(upstream),
         };
       }
       if (!blob.type.startsWith(`${kind}/`)) {
