@@ -288,6 +288,30 @@ Deno.test({
           await page.click("#task-fields-box summary");
           await screenshotBoth(page, "06-other-tasks", ["#task-select", "#task-output pre", "#task-quota"]);
 
+          // A media task: the file itself is the body, sent with its type.
+          await page.selectOption("#task-select", "image-classification");
+          assert.match(
+            (await page.textContent("#task-info"))!,
+            /^Inputan image \(PNG, JPEG, GIF, WEBP, BMP, TIFF\), up to 10 MB/,
+          );
+          assert.equal(await page.isVisible("#task-json"), false);
+          assert.match((await page.getAttribute("#task-file", "accept"))!, /^image\/png,image\/jpeg,/);
+          const png = await makePng(20, 10);
+          await page.setInputFiles("#task-file", {
+            name: "red.png",
+            mimeType: "image/png",
+            buffer: Buffer.from(png),
+          });
+          await page.click("#task-run");
+          await page.waitForSelector("#task-message.ok");
+          const classified = local.fake.seen.filter((r) => r.task === "image-classification").at(-1)!;
+          assert.deepEqual(classified.bytes, png, "the gateway passed the page's file on");
+          assert.equal(
+            (JSON.parse((await page.textContent("#task-output pre"))!) as { label: string }[])[0].label,
+            "png picture",
+          );
+          assert.equal(await page.textContent("#task-message"), "Done (model: google/vit-base-patch16-224).");
+
           await page.selectOption("#task-select", "video-classification");
           assert.match((await page.textContent("#task-info"))!, /^Unavailable.*not served/);
           assert.equal(await page.isDisabled("#task-run"), true);
