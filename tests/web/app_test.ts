@@ -8,7 +8,8 @@ import { Buffer } from "node:buffer";
 import type { Browser, Page } from "npm:playwright-core@1.65.1";
 import { startWebHost, type WebHost } from "../stack/web_host.ts";
 import { makePng, tinyJpeg } from "../support/images.ts";
-import { corsHeaders } from "../../supabase/functions/_shared/cors.ts";
+import { TASKS } from "../../supabase/functions/_shared/tasks.ts";
+import { awayFromMinuteEdge } from "../quotas/windows.ts";
 import { type Local, withLocal } from "../support/local.ts";
 import { launchChromium, screenshotBoth } from "./browser.ts";
 
@@ -20,24 +21,32 @@ interface Seen {
   requestHeaders: string | null;
 }
 
+/** What the test runs against: the whole local stack, the app on its own origin, and Chromium. */
+interface App {
+  local: Local;
+  web: WebHost;
+  browser: Browser;
+  seen: Seen[];
+  /** Functions to answer as a project where they are not deployed (the platform's 404, no CORS). */
+  undeployed: Set<string>;
+}
+
 /** Runs fn with the stack, the app on its own port, and a browser; stops all of them. */
-async function withApp(
-  fn: (app: { local: Local; web: WebHost; browser: Browser; seen: Seen[]; gateway: Gateway }) => Promise<void>,
-): Promise<void> {
+async function withApp(fn: (app: App) => Promise<void>): Promise<void> {
   const seen: Seen[] = [];
-  const gateway: Gateway = { state: "not deployed", scripted: [], calls: [] };
+  const undeployed = new Set<string>();
   await withLocal(async (local) => {
     const web = await startWebHost({ port: 0, supabaseUrl: local.dev.apiUrl, supabaseKey: local.dev.stack.anonKey });
     let browser: Browser | undefined;
     try {
       browser = await launchChromium();
-      await fn({ local, web, browser, seen, gateway });
+      await fn({ local, web, browser, seen, undeployed });
     } finally {
       await browser?.close();
       await web.stop();
     }
   }, {
-    // Records what reaches the API, answering nothing itself.
+    // Records what reaches the API; answers only for a function the test says is not deployed.
     intercept(req) {
       const url = new URL(req.url);
       seen.push({
@@ -46,66 +55,12 @@ async function withApp(
         origin: req.headers.get("origin"),
         requestHeaders: req.headers.get("access-control-request-headers"),
       });
-      if (gateway.state !== "not deployed" && url.pathname.startsWith("/functions/v1/huggingface-inference")) {
-        return fakeGateway(req, gateway);
+      const name = url.pathname.match(/^\/functions\/v1\/([^/]+)/)?.[1];
+      if (name && undeployed.has(name)) {
+        return Response.json({ code: "NOT_FOUND", message: "Requested function was not found" }, { status: 404 });
       }
-      if (req.method === "POST" && url.pathname === "/functions/v1/text-to-image") return gateway.scripted.shift();
       return undefined;
     },
-  });
-}
-
-/**
- * The `huggingface-inference` gateway as its issue describes it (GET: per task, input kind, output,
- * models, cost; POST /<task>), until that function lands in this tree.
- */
-interface Gateway {
-  /** Not deployed: the local gateway's bare 404; `404`: a 404 the browser can read (CORS); up: the gateway. */
-  state: "not deployed" | "404" | "up";
-  /** Answers for the next POSTs to text-to-image, in place of the function's. */
-  scripted: Response[];
-  calls: { task: string; type: string | null; body: string }[];
-}
-
-const CORS = {
-  "access-control-allow-origin": "*",
-  "access-control-allow-headers": "authorization, x-client-info, apikey, content-type",
-  "access-control-expose-headers": "X-Model",
-};
-
-async function fakeGateway(req: Request, gateway: Gateway): Promise<Response> {
-  if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS });
-  if (gateway.state === "404") {
-    return Response.json({ code: "NOT_FOUND", message: "Requested function was not found" }, {
-      status: 404,
-      headers: CORS,
-    });
-  }
-  const task = new URL(req.url).pathname.split("/")[4];
-  if (req.method === "GET" && !task) {
-    return Response.json({
-      tasks: [
-        {
-          task: "summarization",
-          input: { kind: "json", example: { inputs: "The tower is 324 metres tall." } },
-          output: { kind: "json" },
-          models: ["facebook/bart-large-cnn"],
-          cost: 1,
-        },
-        {
-          task: "image-classification",
-          input: { kind: "media", accept: ["image/*"] },
-          output: "json",
-          models: ["google/vit-base-patch16-224"],
-          cost: 1,
-        },
-        { task: "video-classification", input: { kind: "media" }, output: "json", models: [], available: false },
-      ],
-    }, { headers: CORS });
-  }
-  gateway.calls.push({ task, type: req.headers.get("content-type"), body: await req.text() });
-  return Response.json([{ summary_text: "A tall tower." }], {
-    headers: { ...CORS, "x-model": "facebook/bart-large-cnn" },
   });
 }
 
@@ -135,7 +90,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    await withApp(async ({ local, web, browser, seen, gateway }) => {
+    await withApp(async ({ local, web, browser, seen, undeployed }) => {
       const page = await openApp(browser, web);
       const webOrigin = new URL(web.url).origin;
       assert.notEqual(webOrigin, new URL(local.dev.apiUrl).origin, "the app and the API are on different origins");
@@ -229,36 +184,6 @@ Deno.test({
         await page.fill("#height", "");
       });
 
-      await t.step(
-        "a 429 in the quota contract's shape is shown with its wait, and the quota line with it",
-        async () => {
-          // The shape issue 7 specifies, with the functions' real CORS headers (they must expose RateLimit).
-          gateway.scripted.push(
-            Response.json({ error: "Quota reached", limit: "requests_per_minute", retry_after_seconds: 42 }, {
-              status: 429,
-              headers: {
-                ...corsHeaders,
-                "Retry-After": "42",
-                "RateLimit-Policy": '"requests_per_minute";q=10;w=60',
-                "RateLimit": '"requests_per_minute";r=0;t=42',
-              },
-            }),
-          );
-          await page.click("#generate");
-          await page.waitForSelector("#generate-message.error");
-          assert.equal(
-            await page.textContent("#generate-message"),
-            "Too many requests this minute. Try again in 42 s.",
-          );
-          assert.equal(await page.getAttribute("#generate-message", "data-status"), "429");
-          assert.equal(
-            await page.textContent("#quota"),
-            "Quota: 0 of 10 requests left this minute, resets in 42 s",
-          );
-          await screenshotBoth(page, "03b-rate-limited", ["#generate-message", "#quota"]);
-        },
-      );
-
       await t.step("uploads are captioned in the page, a bad one says why, and the gallery shows them", async () => {
         await page.setInputFiles("#caption-files", [
           { name: "red square.png", mimeType: "image/png", buffer: Buffer.from(await makePng(20, 10)) },
@@ -307,50 +232,98 @@ Deno.test({
       });
 
       await t.step(
-        "Other tasks: hidden without the gateway, built from its GET description once it answers",
+        "Other tasks: built from the real gateway's GET description; summarization runs end to end",
         async () => {
-          await page.waitForSelector("body[data-tasks=absent]");
-          assert.equal(await page.isVisible("#tasks-panel"), false);
-          gateway.state = "404";
-          const described = page.waitForResponse((res) =>
-            res.url().endsWith("/functions/v1/huggingface-inference") && res.request().method() === "GET"
-          );
-          await page.reload();
-          assert.equal((await described).status(), 404);
-          await page.waitForSelector("body[data-tasks=absent]");
-          assert.equal(await page.isVisible("#tasks-panel"), false, "a readable 404 hides the panel");
-          gateway.state = "up";
-          await page.reload();
-          await page.waitForSelector("body[data-ready=signed-in]");
+          await page.waitForSelector("body[data-tasks=shown]");
           await page.waitForSelector("#tasks-panel", { state: "visible" });
           const options = await page.$$eval(
             "#task-select option",
-            (os) => os.map((o) => [(o as HTMLOptionElement).value, (o as HTMLOptionElement).disabled]),
+            (os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent]),
           );
-          assert.deepEqual(options, [["image-classification", false], ["summarization", false], [
+          // Every task the function's table serves, in its order, the unavailable one said so.
+          assert.deepEqual(options.map(([value]) => value), Object.keys(TASKS));
+          assert.deepEqual(options.find(([value]) => value === "video-classification"), [
             "video-classification",
-            true,
-          ]]);
-          assert.equal(await page.isVisible("#task-file"), true, "media input is a file");
+            "video-classification (unavailable)",
+          ]);
           await page.selectOption("#task-select", "summarization");
-          assert.equal(await page.isVisible("#task-file"), false);
+          assert.equal(await page.textContent("#task-summary"), TASKS.summarization.summary);
+          assert.equal(
+            await page.textContent("#task-info"),
+            `InputJSON (see Fields)Output{"summary_text": string}Modelfacebook/bart-large-cnn` +
+              `Cost${TASKS.summarization.cost} units per call`,
+          );
+          assert.equal(await page.isVisible("#task-file"), false, "JSON input is a text area");
+          const text = "The tower is 324 metres tall, about the same height as an 81-storey building.";
+          await page.fill("#task-json", JSON.stringify({ inputs: text }));
+          const answered = page.waitForResponse((res) =>
+            res.url().endsWith("/functions/v1/huggingface-inference/summarization") &&
+            res.request().method() === "POST"
+          );
+          await page.click("#task-run");
+          await page.waitForSelector("#task-message.ok");
+          const res = await answered;
+          assert.equal(res.status(), 200);
+          assert.equal(res.headers()["x-model"], "facebook/bart-large-cnn");
+          // The stand-in summarises with the first eight words; the gateway sent it the page's text.
+          const call = local.fake.seen.filter((r) => r.task === "summarization").at(-1)!;
+          assert.equal(call.json.inputs, text);
+          assert.deepEqual(JSON.parse((await page.textContent("#task-output pre"))!), {
+            summary_text: text.split(" ").slice(0, 8).join(" "),
+          });
+          assert.equal(await page.textContent("#task-message"), "Done (model: facebook/bart-large-cnn).");
+          assert.match((await page.textContent("#task-quota"))!, /^Quota: \d+ of 5 requests left this minute/);
+          // Metered like any call: the usage log has it, charged at the task's cost.
+          const usage = await local.waitFor("the summarization's usage row", async () => {
+            const [row] = await local.dev.stack.sql`
+              select status, units, model from public.inference_usage
+              where user_id = ${userId} and task = 'summarization'`;
+            return row;
+          });
+          assert.deepEqual({ ...usage }, {
+            status: 200,
+            units: TASKS.summarization.cost,
+            model: "facebook/bart-large-cnn",
+          });
+          await page.click("#task-fields-box summary");
+          await screenshotBoth(page, "06-other-tasks", ["#task-select", "#task-output pre", "#task-quota"]);
+
+          // A media task: the file itself is the body, sent with its type.
+          await page.selectOption("#task-select", "image-classification");
           assert.match(
             (await page.textContent("#task-info"))!,
-            /JSON · output: json · model: facebook\/bart-large-cnn · cost: 1 unit$/,
+            /^Inputan image \(PNG, JPEG, GIF, WEBP, BMP, TIFF\), up to 10 MB/,
           );
-          assert.deepEqual(JSON.parse(await page.inputValue("#task-json")), {
-            inputs: "The tower is 324 metres tall.",
+          assert.equal(await page.isVisible("#task-json"), false);
+          assert.match((await page.getAttribute("#task-file", "accept"))!, /^image\/png,image\/jpeg,/);
+          const png = await makePng(20, 10);
+          await page.setInputFiles("#task-file", {
+            name: "red.png",
+            mimeType: "image/png",
+            buffer: Buffer.from(png),
           });
           await page.click("#task-run");
           await page.waitForSelector("#task-message.ok");
-          assert.deepEqual(gateway.calls, [{
-            task: "summarization",
-            type: "application/json",
-            body: JSON.stringify({ inputs: "The tower is 324 metres tall." }, null, 2),
-          }]);
-          assert.match((await page.textContent("#task-output pre"))!, /"summary_text": "A tall tower\."/);
-          assert.equal(await page.textContent("#task-message"), "Done (model: facebook/bart-large-cnn).");
-          await screenshotBoth(page, "06-other-tasks", ["#task-select", "#task-output pre"]);
+          const classified = local.fake.seen.filter((r) => r.task === "image-classification").at(-1)!;
+          assert.deepEqual(classified.bytes, png, "the gateway passed the page's file on");
+          assert.equal(
+            (JSON.parse((await page.textContent("#task-output pre"))!) as { label: string }[])[0].label,
+            "png picture",
+          );
+          assert.equal(await page.textContent("#task-message"), "Done (model: google/vit-base-patch16-224).");
+
+          await page.selectOption("#task-select", "video-classification");
+          assert.match((await page.textContent("#task-info"))!, /^Unavailable.*not served/);
+          assert.equal(await page.isDisabled("#task-run"), true);
+          assert.equal(await page.isVisible("#task-json"), false);
+          await screenshotBoth(page, "06b-other-tasks-unavailable", ["#task-select", "#task-info"]);
+
+          // A project without the gateway deployed: no panel.
+          undeployed.add("huggingface-inference");
+          await page.reload();
+          await page.waitForSelector("body[data-tasks=absent]");
+          assert.equal(await page.isVisible("#tasks-panel"), false);
+          undeployed.delete("huggingface-inference");
         },
       );
 
@@ -406,32 +379,58 @@ Deno.test({
   },
 });
 
-// enabled once quotas land
 Deno.test({
-  name: "web app in Chromium: a 429 from the quota is shown with the wait, and the quota line reads 0 left",
-  ignore: true,
+  name: "web app in Chromium: a 429 from the real quota is shown with the wait, and the quota line reads 0 left",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
     await withApp(async ({ local, web, browser }) => {
-      // Issue 7's contract: a per-minute tier for anonymous users; the second call in the minute is refused.
+      // One request a minute on the anonymous tier: the second call in the minute is refused.
       await local.dev.stack.sql`update inference.tiers set requests_per_minute = 1 where tier = 'anonymous'`;
       const page = await openApp(browser, web);
       await signInAnonymously(page);
-      await page.fill("#prompt", "one");
-      await page.click("#generate");
+      const userId = (await page.getAttribute("#who", "title"))!;
+      const generate = async (prompt: string) => {
+        await page.fill("#prompt", prompt);
+        const answered = page.waitForResponse((res) =>
+          res.url().endsWith("/functions/v1/text-to-image") && res.request().method() === "POST"
+        );
+        await page.click("#generate");
+        return (await answered).allHeaders();
+      };
+      // Both calls within one UTC minute, the quota's window.
+      await awayFromMinuteEdge(15_000);
+      const first = await generate("one");
       await page.waitForSelector("#generate-message.ok");
-      assert.match((await page.textContent("#quota"))!, /\b0 of 1 requests left this minute/);
-      await page.fill("#prompt", "two");
-      await page.click("#generate");
+      assert.equal(first["ratelimit-policy"], '"requests_per_minute";q=1;w=60, "units_per_day";q=100;w=86400');
+      assert.match(
+        (await page.textContent("#quota"))!,
+        /^Quota: 0 of 1 requests left this minute, resets in \d+ s · 90 of 100 units left today/,
+      );
+
+      const refused = await generate("two");
       await page.waitForSelector("#generate-message.error");
       assert.equal(await page.getAttribute("#generate-message", "data-status"), "429");
-      assert.match(
-        (await page.textContent("#generate-message"))!,
-        /^Too many requests this minute\. Try again in \d+ s\.$/,
+      const wait = Number(refused["retry-after"]);
+      assert.ok(wait >= 1 && wait <= 60, `Retry-After ${refused["retry-after"]}`);
+      // The wait and the quota line come from the function's own headers.
+      assert.equal(
+        await page.textContent("#generate-message"),
+        `Too many requests this minute. Try again in ${wait} s.`,
       );
-      assert.match((await page.textContent("#quota"))!, /0 of 1 requests left this minute/);
-      await screenshotBoth(page, "08-quota-used", ["#generate-message", "#quota"]);
+      assert.match(refused.ratelimit, new RegExp(`^"requests_per_minute";r=0;t=${wait}, "units_per_day";r=90;`));
+      assert.match(
+        (await page.textContent("#quota"))!,
+        new RegExp(`^Quota: 0 of 1 requests left this minute, resets in ${wait} s · 90 of 100 units left today`),
+      );
+      assert.equal(await page.isVisible("#generated-image"), true, "the first image stays");
+      const refusedRow = await local.waitFor("the refused call's usage row", async () => {
+        const [row] = await local.dev.stack.sql`
+          select units from public.inference_usage where user_id = ${userId} and status = 429`;
+        return row;
+      });
+      assert.equal(refusedRow.units, 0, "a refusal costs nothing");
+      await screenshotBoth(page, "08-quota-used", ["#generate-message", "#quota", "#generate"]);
     });
   },
 });

@@ -62,6 +62,7 @@ function clearUserViews(): void {
   byId("generated").hidden = true;
   byId<HTMLImageElement>("generated-image").removeAttribute("src");
   byId("quota").hidden = true;
+  byId("task-quota").hidden = true;
 }
 
 void main();

@@ -1,8 +1,8 @@
 /**
- * Reads the `huggingface-inference` gateway's `GET` description into one shape the "Other tasks"
- * form is built from. The description gives, per task, its input (JSON or media), its output, the
- * configured model(s) and its cost in units; field names are read leniently so that small
- * differences in the description do not hide a task.
+ * Reads the `huggingface-inference` gateway's `GET` description (`describeTask` in
+ * `supabase/functions/_shared/task_http.ts`) into the shape the "Other tasks" form is built from:
+ * `{tasks: [{task, path, summary, available, reason?, method, input: {type: "json", fields, example}
+ * | {type: "media", media, content_types, max_bytes, …}, output, models, allowed_models, cost_units}]}`.
  *
  * @module
  */
@@ -10,75 +10,65 @@
 /** A task the form can offer. */
 export interface TaskInfo {
   task: string;
-  /** `json`: a JSON body; `media`: a file sent as the raw body. */
-  input: "json" | "media";
-  /** For media input: the accepted types (`image/*`, `audio/*`). */
-  accept?: string;
-  /** An example JSON body to start from. */
-  example?: unknown;
-  /** What comes back: `json`, `image`, `audio`, `text`, … */
-  output: string;
-  models: string[];
-  /** Units one successful call costs, when given. */
-  cost?: number;
+  /** One line on what the task does. */
+  summary: string;
+  /** False for a task the gateway lists but cannot serve (it answers 501); `reason` says why. */
   available: boolean;
-  /** Why a task is unavailable, or other notes. */
-  note?: string;
+  reason?: string;
+  /** `json`: a JSON body; `media`: the file itself as the body. */
+  input: "json" | "media";
+  /** JSON input: each field and the rule it must meet, as the gateway words it. */
+  fields: Record<string, string>;
+  /** JSON input: a body to start from. */
+  example?: Record<string, unknown>;
+  /** Media input: `image` or `audio`. */
+  media?: string;
+  /** Media input: the accepted content types. */
+  contentTypes: string[];
+  /** Media input: the largest file the gateway accepts. */
+  maxBytes?: number;
+  /** What comes back, as the gateway words it (a JSON shape, or "image bytes …"). */
+  output: string;
+  /** The models tried in order. */
+  models: string[];
+  /** Models a caller may pick with `model`; empty when only the configured ones run. */
+  allowedModels: string[];
+  /** Units one successful call costs. */
+  cost?: number;
 }
 
-/** Normalises a description (`{tasks: [...]}`, `{tasks: {name: {...}}}`, or a bare list/map); throws nothing. */
+/** Reads a `GET /huggingface-inference` answer; entries without a task name are skipped; throws nothing. */
 export function readTaskCatalog(description: unknown): TaskInfo[] {
-  const root = isObject(description) && "tasks" in description ? description.tasks : description;
-  const entries: [string | undefined, unknown][] = Array.isArray(root)
-    ? root.map((t) => [undefined, t])
-    : isObject(root)
-    ? Object.entries(root)
-    : [];
+  const list = isObject(description) && Array.isArray(description.tasks) ? description.tasks : [];
   const tasks: TaskInfo[] = [];
-  for (const [key, value] of entries) {
-    if (!isObject(value)) continue;
-    const task = str(value.task) ?? str(value.name) ?? str(value.id) ?? key;
-    if (!task) continue;
-    const input = readInput(value.input ?? value.request);
-    const output = readKind(value.output ?? value.response) ?? "json";
-    const models = [value.models, value.model].flatMap((m) =>
-      Array.isArray(m) ? m.filter((x) => typeof x === "string") : typeof m === "string" ? m.split(",") : []
-    ).map((m) => m.trim()).filter(Boolean);
-    const cost = num(value.cost) ?? num(value.units) ?? num(value.cost_units) ??
-      (isObject(value.cost) ? num(value.cost.units) : undefined);
-    const available = value.available !== false && value.status !== "unavailable" && value.implemented !== false;
+  for (const entry of list) {
+    if (!isObject(entry) || !str(entry.task)) continue;
+    const input = isObject(entry.input) ? entry.input : {};
+    const available = entry.available !== false;
     tasks.push({
-      task,
-      ...input,
-      output,
-      models,
-      cost,
+      task: entry.task,
+      summary: str(entry.summary) ?? "",
       available,
-      note: str(value.note) ?? str(value.reason) ?? str(value.description),
+      reason: available ? undefined : str(entry.reason) ?? "not available on this project",
+      input: input.type === "media" ? "media" : "json",
+      fields: isObject(input.fields) ? stringValues(input.fields) : {},
+      example: isObject(input.example) ? input.example : undefined,
+      media: str(input.media),
+      contentTypes: strings(input.content_types),
+      maxBytes: num(input.max_bytes),
+      output: str(entry.output) ?? "",
+      models: strings(entry.models),
+      allowedModels: strings(entry.allowed_models),
+      cost: num(entry.cost_units),
     });
   }
-  return tasks.sort((a, b) => a.task.localeCompare(b.task));
+  return tasks;
 }
 
-function readInput(input: unknown): Pick<TaskInfo, "input" | "accept" | "example"> {
-  const kind = readKind(input) ?? "json";
-  const media = /media|image|audio|binary|file|bytes/i.test(kind) && !/json/i.test(kind);
-  const accept = isObject(input)
-    ? str(input.accept) ?? (Array.isArray(input.accept) ? input.accept.join(",") : undefined) ??
-      (Array.isArray(input.content_types) ? input.content_types.join(",") : str(input.content_type))
-    : undefined;
-  const example = isObject(input) ? input.example ?? input.schema : undefined;
-  if (!media) return { input: "json", example };
-  return {
-    input: "media",
-    accept: accept ?? (/audio/i.test(kind) ? "audio/*" : /image/i.test(kind) ? "image/*" : undefined),
-  };
-}
-
-function readKind(value: unknown): string | undefined {
-  if (typeof value === "string") return value;
-  if (isObject(value)) return str(value.kind) ?? str(value.type) ?? str(value.content_type) ?? str(value.media);
-  return undefined;
+/** The `accept` attribute for a media task's file input (its content types, else `image/*` or `audio/*`). */
+export function acceptOf(task: TaskInfo): string {
+  if (task.contentTypes.length) return task.contentTypes.join(",");
+  return task.media ? `${task.media}/*` : "";
 }
 
 function isObject(v: unknown): v is Record<string, any> {
@@ -91,4 +81,12 @@ function str(v: unknown): string | undefined {
 
 function num(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string" && x !== "") : [];
+}
+
+function stringValues(o: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => typeof v === "string")) as Record<string, string>;
 }
