@@ -213,6 +213,13 @@ Deno.test("the gateway answers through the result cache", opts, (t) =>
         assert.deepEqual(one.bytes, two.bytes);
         assert.equal(fake.seen.length, before + 1);
         await Promise.all([cacheIdle(a.cache), cacheIdle(b.cache)]);
+        // Both were served and metered (the usage is written after the answer, before the stack stops).
+        await waitFor("the usage of both", async () => {
+          const [row] = await stack.sql`
+            select count(*)::int as n from public.inference_usage
+             where user_id = ${alice.id} and task = 'text-classification'`;
+          return row.n === 4;
+        });
       });
     } finally {
       await cacheIdle(a.cache);
