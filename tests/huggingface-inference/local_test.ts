@@ -143,3 +143,61 @@ Deno.test(
       );
     }),
 );
+
+Deno.test(
+  "the result cache through the stack: a repeated summarization is a hit; a Storage reference and its bytes share one entry",
+  opts,
+  () =>
+    withLocal(async ({ dev, userClient, fake, waitFor }) => {
+      const alice = await userClient(ALICE);
+      const bob = await userClient(BOB);
+      // Counted per model: an upload to `images` is also captioned (image-to-text) meanwhile.
+      const callsTo = (model: string) => fake.seen.filter((r) => r.model === model).length;
+      const stored = (task: string) =>
+        waitFor(`a stored ${task} answer`, async () => {
+          const [row] = await dev.stack.sql`
+            select count(*)::int as n from cache.entries where task = ${task} and status = 'ready'`;
+          return row.n > 0;
+        });
+
+      const summary = { body: { inputs: "The tower is 324 metres tall." } };
+      const first = await alice.functions.invoke("huggingface-inference/summarization", summary);
+      assert.equal(first.error, null);
+      assert.equal(first.response!.headers.get("x-cache"), "MISS");
+      await stored("summarization");
+      const calls = callsTo("facebook/bart-large-cnn");
+      const again = await alice.functions.invoke("huggingface-inference/summarization", summary);
+      assert.equal(again.response!.headers.get("x-cache"), "HIT");
+      assert.deepEqual(again.data, first.data);
+      assert.equal(callsTo("facebook/bart-large-cnn"), calls, "the hit called Hugging Face");
+
+      // The same bytes: Bob's upload read by reference, then Alice's raw body: one entry, one call.
+      const png = await makePng(30, 20);
+      assert.equal(
+        (await bob.storage.from("images").upload(`${BOB}/same.png`, png, { contentType: "image/png" })).error,
+        null,
+      );
+      const byRef = await bob.functions.invoke("huggingface-inference/image-classification", {
+        body: { inputs: { storage: { bucket: "images", path: `${BOB}/same.png` } } },
+      });
+      assert.equal(byRef.error, null);
+      assert.equal(byRef.response!.headers.get("x-cache"), "MISS");
+      await stored("image-classification");
+      assert.equal(callsTo("google/vit-base-patch16-224"), 1);
+      const raw = await alice.functions.invoke("huggingface-inference/image-classification", {
+        body: new Blob([png], { type: "image/png" }),
+      } as any);
+      assert.equal(raw.error, null);
+      assert.equal(raw.response!.headers.get("x-cache"), "HIT");
+      assert.deepEqual(raw.data, byRef.data);
+      assert.equal(callsTo("google/vit-base-patch16-224"), 1, "the same bytes called Hugging Face again");
+      const [entries] = await dev.stack.sql`
+        select count(*)::int as n from cache.entries where task = 'image-classification'`;
+      assert.equal(entries.n, 1);
+      // A reference the caller cannot read is refused before any lookup: no answer leaks by path.
+      const refused = await alice.functions.invoke("huggingface-inference/image-classification", {
+        body: { inputs: { storage: { bucket: "images", path: `${BOB}/same.png` } } },
+      });
+      assert.equal((await failure(refused.error)).status, 404);
+    }),
+);

@@ -1,9 +1,11 @@
 /**
  * A task over HTTP: read and check its input (JSON, a raw media body, or a Storage reference),
- * choose its models, run the fallback chain, answer with `X-Model`; and describe it for `GET`.
- * The same code serves every row of `tasks.ts`, `text-to-image` included.
+ * choose its models, run the fallback chain through the result cache, answer with `X-Model` (and
+ * `X-Cache` when the call is cacheable); and describe it for `GET`. The same code serves every row
+ * of `tasks.ts`, `text-to-image` included.
  * @module
  */
+import { cachedInference } from "./cached_inference.ts";
 import { configured, type Env, envInt, envString, requireEnv } from "./env.ts";
 import { runWithFallback } from "./fallback.ts";
 import { hfConfigFromEnv } from "./hf_config.ts";
@@ -12,7 +14,9 @@ import { type Handler, HttpError, readJson, readLimited } from "./http.ts";
 import { ACCEPTED_TYPES, canonicalType, checkMedia, type MediaKind } from "./media.ts";
 import { allowedModels, chooseModels, modelChain } from "./models.ts";
 import { checkFields, describeRules, object, type Rules, text } from "./params.ts";
+import type { ResultCache } from "./result_cache.ts";
 import { readStorageObject, type StorageAccess } from "./storage_ref.ts";
+import { type CacheDeps, cachePartsOf, resultCacheFromEnv } from "./task_cache.ts";
 import type { TaskAnswer, TaskDescriptor, TaskInput } from "./tasks.ts";
 
 /** A JSON body larger than this is not a task request. */
@@ -22,13 +26,18 @@ const MAX_JSON_BYTES = 256 * 1024;
 export interface TaskContext {
   hf(): Hf;
   storage(): StorageAccess;
+  /** The result cache, or undefined when none is configured (calls then go straight upstream). */
+  cache: ResultCache | undefined;
   maxMediaBytes(kind: MediaKind): number;
   /** The models to try for `task`, and those a caller may pick. */
   models(task: TaskDescriptor): { chain: string[]; allowed: string[] };
 }
 
-/** Builds a {@linkcode TaskContext}; `deps.fetch` replaces the Hugging Face upstream in tests. */
-export function createTaskContext(env: Env, deps: HfDeps = {}): TaskContext {
+/**
+ * Builds a {@linkcode TaskContext}; `deps.fetch` replaces the Hugging Face upstream in tests, and
+ * `deps.resultCache` the cache the environment describes (see `task_cache.ts`).
+ */
+export function createTaskContext(env: Env, deps: HfDeps & CacheDeps = {}): TaskContext {
   const hf = configured(() => createHf(hfConfigFromEnv(env), deps));
   const storage = configured((): StorageAccess => ({
     supabaseUrl: requireEnv(env, "SUPABASE_URL"),
@@ -42,6 +51,7 @@ export function createTaskContext(env: Env, deps: HfDeps = {}): TaskContext {
   return {
     hf,
     storage,
+    cache: resultCacheFromEnv(env, deps),
     maxMediaBytes: (kind) => limits()[kind],
     models(task) {
       if (!models.has(task.id)) {
@@ -58,20 +68,45 @@ export function createTaskContext(env: Env, deps: HfDeps = {}): TaskContext {
   };
 }
 
-/** The POST handler of one task: parse, choose models, run the chain, respond. */
+/** Headers of every task answer, a cache hit's included: answers are per caller, never for shared HTTP caches. */
+const ANSWER_HEADERS = { "Cache-Control": "no-store" };
+
+/**
+ * The POST handler of one task: parse, choose models, answer from the result cache when the
+ * policy allows it (keyed for the first model of the chain, the one that will answer), else run
+ * the chain and respond.
+ */
 export function taskHandler(task: TaskDescriptor, ctx: TaskContext): Handler {
   return async (req) => {
     if (task.unavailable) throw new HttpError(501, task.unavailable);
-    const { input, model: requested } = await readTaskInput(task, req, ctx);
+    const { input, model: requested, mediaBytes } = await readTaskInput(task, req, ctx);
     const { chain, allowed } = ctx.models(task);
     const models = chooseModels(requested, chain, allowed);
-    const { value, model } = await runWithFallback(models, (m) => task.run(ctx.hf(), m, input));
-    return respond(value, model);
+    const produce = async () => {
+      const { value, model } = await runWithFallback(models, (m) => task.run(ctx.hf(), m, input));
+      return respond(value, model);
+    };
+    if (!ctx.cache) return await produce();
+    const { parameters, input: keyInput } = cachePartsOf(input, mediaBytes);
+    return await cachedInference(
+      ctx.cache,
+      {
+        task: task.id,
+        model: models[0],
+        parameters,
+        input: keyInput,
+        headers: req.headers,
+        hitHeaders: ANSWER_HEADERS,
+        signal: req.signal,
+      },
+      produce,
+    );
   };
 }
 
+/** A task's answer as a response, naming the model that gave it. */
 function respond(answer: TaskAnswer, model: string): Response {
-  const headers = { "X-Model": model, "Cache-Control": "no-store" };
+  const headers = { "X-Model": model, ...ANSWER_HEADERS };
   if ("json" in answer) return Response.json(answer.json, { headers });
   const length = answer.body instanceof Blob ? answer.body.size : answer.contentLength;
   const mediaHeaders = new Headers({ ...headers, "Content-Type": answer.contentType });
@@ -90,7 +125,7 @@ export function readTaskInput(
   task: TaskDescriptor,
   req: Request,
   ctx: TaskContext,
-): Promise<{ input: TaskInput; model?: unknown }> {
+): Promise<{ input: TaskInput; model?: unknown; mediaBytes?: Uint8Array }> {
   const spec = task.input;
   if (spec.type === "none") throw new HttpError(501, task.unavailable ?? `${task.id} is not available`);
   if (spec.type === "json") return readJsonInput(spec, req, task.maxJsonBytes ?? MAX_JSON_BYTES);
@@ -127,6 +162,7 @@ async function readStorageInput(spec: MediaSpec, req: Request, ctx: TaskContext,
   return {
     input: { kind: "media", media: new Blob([file.bytes as BufferSource], { type }), parameters } as TaskInput,
     model,
+    mediaBytes: file.bytes,
   };
 }
 
@@ -139,7 +175,11 @@ async function readMediaBody(spec: MediaSpec, req: Request, limit: number) {
   const bytes = await readLimited(req, limit);
   const type = checkMedia(spec.media, req.headers.get("content-type"), bytes);
   const media = new Blob([bytes as BufferSource], { type });
-  return { input: { kind: "media", media, parameters: {} } as TaskInput, model: query.get("model") ?? undefined };
+  return {
+    input: { kind: "media", media, parameters: {} } as TaskInput,
+    model: query.get("model") ?? undefined,
+    mediaBytes: bytes,
+  };
 }
 
 const storageRef = object({ bucket: text(100, { required: true }), path: text(1024, { required: true }) });

@@ -8,6 +8,7 @@ import type { Env } from "../_shared/env.ts";
 import type { HfDeps } from "../_shared/huggingface.ts";
 import { createMeter, type MeterDeps } from "../_shared/metering.ts";
 import { allowMethods, catchErrors, compose, type Handler, HttpError, type Middleware } from "../_shared/http.ts";
+import type { CacheDeps } from "../_shared/task_cache.ts";
 import { createTaskContext, describeTask, taskHandler } from "../_shared/task_http.ts";
 import { TASKS } from "../_shared/tasks.ts";
 
@@ -15,8 +16,8 @@ const NAME = "huggingface-inference";
 // The platform passes `/huggingface-inference/<task>`; the local gateway passes `/functions/v1/…`.
 const ROUTE = new RegExp(`^(.*/${NAME})(?:/([^/]+))?/?$`);
 
-/** Test and merge seams: the upstream `fetch`, and the check each task's POST runs first. */
-export interface InferenceDeps extends HfDeps, MeterDeps {
+/** Test and merge seams: the upstream `fetch`, the meter's store, the result cache, and the check each task's POST runs first. */
+export interface InferenceDeps extends HfDeps, MeterDeps, CacheDeps {
   /** Returns the middleware guarding `task` (default: the quota meter: signed-in callers, within their quota). */
   guard?: (task: string) => Middleware;
 }

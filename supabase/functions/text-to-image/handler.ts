@@ -8,11 +8,15 @@ import type { Env } from "../_shared/env.ts";
 import { allowMethods, catchErrors, compose, type Handler } from "../_shared/http.ts";
 import type { HfDeps } from "../_shared/huggingface.ts";
 import { createMeter, type MeterDeps } from "../_shared/metering.ts";
+import type { CacheDeps } from "../_shared/task_cache.ts";
 import { createTaskContext, taskHandler } from "../_shared/task_http.ts";
 import { TASKS } from "../_shared/tasks.ts";
 
-/** Builds the handler from an environment; `deps.fetch` replaces the upstream and `deps.meterStore` the database in tests. */
-export function createHandler(env: Env, deps: HfDeps & MeterDeps = {}): Handler {
+/**
+ * Builds the handler from an environment; `deps.fetch` replaces the upstream, `deps.meterStore` the
+ * database and `deps.resultCache` the result cache in tests.
+ */
+export function createHandler(env: Env, deps: HfDeps & MeterDeps & CacheDeps = {}): Handler {
   const meter = createMeter(env, deps);
   const ctx = createTaskContext(env, deps);
 
