@@ -293,8 +293,8 @@ function byteStream(source: Blob | ImageBytes): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
-/** Returns a fetch that sends the image's bytes, streamed, as the body with its content type. */
-function sendingBytes(base: typeof fetch, image: ImageBytes): typeof fetch {
+/** Returns a fetch that sends the media's bytes, streamed, as the body with its content type; throws nothing itself. */
+export function sendingBytes(base: typeof fetch, image: ImageBytes): typeof fetch {
   return (url, init) => {
     const headers = new Headers(init?.headers);
     headers.set("content-type", image.type);

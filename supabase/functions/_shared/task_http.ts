@@ -200,7 +200,7 @@ async function readStorageInput(spec: MediaSpec, req: Request, ctx: TaskContext,
   const type = checkMedia(spec.media, file.contentType, file.bytes);
   const parameters = (fields.parameters ?? {}) as Record<string, unknown>;
   return {
-    input: { kind: "media", media: new Blob([file.bytes as BufferSource], { type }), parameters } as TaskInput,
+    input: { kind: "media", media: { bytes: file.bytes, type }, parameters } as TaskInput,
     model,
     mediaBytes: file.bytes,
   };
@@ -214,9 +214,8 @@ async function readMediaBody(spec: MediaSpec, req: Request, limit: number) {
   }
   const bytes = await readLimited(req, limit);
   const type = checkMedia(spec.media, req.headers.get("content-type"), bytes);
-  const media = new Blob([bytes as BufferSource], { type });
   return {
-    input: { kind: "media", media, parameters: {} } as TaskInput,
+    input: { kind: "media", media: { bytes, type }, parameters: {} } as TaskInput,
     model: query.get("model") ?? undefined,
     mediaBytes: bytes,
   };
