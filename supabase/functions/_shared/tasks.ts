@@ -11,6 +11,7 @@ import {
   type CallTarget,
   type Hf,
   type ImageBytes,
+  sendingAsBase64,
   sendingBytes,
   textToImage,
 } from "./huggingface.ts";
@@ -123,9 +124,6 @@ const sentMedia = (input: TaskInput, fetch: typeof globalThis.fetch) => {
   const { media } = mediaOf(input);
   return { data: new Blob([], { type: media.type }), fetch: sendingBytes(fetch, media) };
 };
-
-/** The media as a Blob, for a client call that reads it itself (a copy). */
-const asBlob = ({ bytes, type }: ImageBytes) => new Blob([bytes as BufferSource], { type });
 
 const labelScore = (x: { label: string; score?: number }) => ({ label: x.label, score: x.score ?? null });
 
@@ -451,8 +449,11 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       defaultModels: ["nvidia/segformer-b0-finetuned-ade-512-512"],
       cost: 4,
       run: jsonTask(
-        (i) => (c, t, o) =>
-          c.imageSegmentation({ ...t, inputs: asBlob(mediaOf(i).media), parameters: mediaOf(i).parameters }, o),
+        (i) => (c, t, o) => {
+          const { media, parameters } = mediaOf(i);
+          const { inputs, fetch } = sendingAsBase64(o.fetch, media);
+          return c.imageSegmentation({ ...t, inputs, parameters }, { ...o, fetch });
+        },
         (out) => out.map(({ label, score, mask }) => ({ label, score: score ?? null, mask })),
       ),
     },
