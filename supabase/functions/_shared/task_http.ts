@@ -105,8 +105,8 @@ export function taskHandler(task: TaskDescriptor, ctx: TaskContext): Handler {
 
 /**
  * Reserves, before a media body is read, the bytes it will hold until its upstream call ends: its
- * declared length, or the kind's maximum for a Storage reference or an undeclared length, times the
- * task's `memoryFactor`. JSON tasks reserve nothing.
+ * declared length, or the kind's maximum for a Storage reference or an undeclared length. JSON tasks
+ * reserve nothing.
  * @throws {HttpError} 503 with `Retry-After` when the instance's budget stays full.
  */
 function reserveMedia(task: TaskDescriptor, req: Request, ctx: TaskContext): Promise<() => void> {
@@ -115,7 +115,7 @@ function reserveMedia(task: TaskDescriptor, req: Request, ctx: TaskContext): Pro
   const declared = Number(req.headers.get("content-length") ?? NaN);
   const isRef = /json/.test(canonicalType(req.headers.get("content-type")));
   const bytes = !isRef && Number.isFinite(declared) ? Math.min(declared, limit) : limit;
-  return ctx.mediaBudget().reserve(bytes * (task.memoryFactor ?? 1), req.signal);
+  return ctx.mediaBudget().reserve(bytes, req.signal);
 }
 
 /** Parses, chooses models, then answers from the cache or the chain. */

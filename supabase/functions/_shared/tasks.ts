@@ -63,8 +63,6 @@ export interface TaskDescriptor {
   maxJsonBytes?: number;
   /** Why the task cannot be served (it then answers 501). */
   unavailable?: string;
-  /** Bytes of memory budget a media task reserves per body byte (default 1): more where it copies the body. */
-  memoryFactor?: number;
   /** Calls `model` through `hf.run`, so retries, timeouts and the error mapping are shared. */
   run(hf: Hf, model: string, input: TaskInput): Promise<TaskAnswer>;
 }
