@@ -199,6 +199,8 @@ const scenarios: Record<string, () => Promise<void>> = {
   cache: () => import("./cache.ts").then((m) => m.cacheScenario()),
   "caption-memory": async () => printCaptionMemory(await runCaptionMemory(), table),
   quotas: () => import("./quotas.ts").then((m) => m.quotasScenario()),
+  "gateway-memory": () =>
+    import("./gateway_memory.ts").then(async (m) => m.printGatewayMemory(await m.runGatewayMemory(), table)),
 };
 const chosen = Deno.args.length ? Deno.args : Object.keys(scenarios);
 for (const name of chosen) {

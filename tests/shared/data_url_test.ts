@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { dataUrlStream, encodeBase64 } from "../../supabase/functions/_shared/data_url.ts";
+import { base64Stream, dataUrlStream, encodeBase64 } from "../../supabase/functions/_shared/data_url.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -24,5 +24,20 @@ Deno.test("dataUrlStream encodes across any chunk boundaries exactly", async () 
     });
     const out = new Uint8Array(await new Response(dataUrlStream(source, "image/png")).arrayBuffer());
     assert.equal(text(out), `data:image/png;base64,${Buffer.from(bytes).toString("base64")}`, `chunks of ${chunk}`);
+  }
+});
+
+Deno.test("base64Stream is the plain base64 of its source, across chunk boundaries", async () => {
+  const bytes = Uint8Array.from({ length: 10_000 }, (_, i) => (i * 131 + 7) % 256);
+  for (const chunk of [1, 5, 4096]) {
+    let at = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (at >= bytes.length) return c.close();
+        c.enqueue(bytes.slice(at, at += chunk));
+      },
+    });
+    const encoded = text(new Uint8Array(await new Response(base64Stream(source)).arrayBuffer()));
+    assert.equal(encoded, Buffer.from(bytes).toString("base64"), `chunks of ${chunk}`);
   }
 });

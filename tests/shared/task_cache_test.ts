@@ -44,11 +44,14 @@ Deno.test("cachePartsOf: a JSON task's inputs is the input, its other fields the
 
 Deno.test("cachePartsOf: media is keyed by its content, the same key as its SHA-256", async () => {
   const bytes = new Uint8Array([137, 80, 78, 71, 1, 2, 3]);
-  const parts = cachePartsOf({ kind: "media", media: new Blob([bytes]), parameters: { threshold: 0.5 } }, bytes);
+  const parts = cachePartsOf(
+    { kind: "media", media: { bytes, type: "image/png" }, parameters: { threshold: 0.5 } },
+    bytes,
+  );
   assert.deepEqual(parts.parameters, { threshold: 0.5 });
   const key = (input: Parameters<typeof cacheKey>[0]["input"]) =>
     cacheKey({ task: "image-classification", model: "m", parameters: parts.parameters, input });
   assert.equal(await key(parts.input), await key({ sha256: await sha256Hex(bytes) }));
   assert.notEqual(await key(parts.input), await key({ bytes: new Uint8Array([1]) }));
-  assert.throws(() => cachePartsOf({ kind: "media", media: new Blob([bytes]), parameters: {} }), TypeError);
+  assert.throws(() => cachePartsOf({ kind: "media", media: { bytes, type: "image/png" }, parameters: {} }), TypeError);
 });

@@ -22,13 +22,26 @@ export interface FunctionProcess {
 }
 
 /** Starts `supabase/functions/<name>/index.ts` with `env` (plus PATH, HOME and DENO_DIR); throws when it does not listen within 30 s. */
-export async function startFunctionProcess(name: string, env: Record<string, string>): Promise<FunctionProcess> {
+export function startFunctionProcess(name: string, env: Record<string, string>): Promise<FunctionProcess> {
+  return startServerProcess(new URL(`${name}/index.ts`, FUNCTIONS_DIR), env);
+}
+
+/**
+ * Starts the module at `entry` (one that calls `Deno.serve` without an address, as an `index.ts`
+ * does) the same way, with `v8Flags` if any; throws when it does not listen within 30 s.
+ */
+export async function startServerProcess(
+  entry: URL,
+  env: Record<string, string>,
+  v8Flags: string[] = [],
+): Promise<FunctionProcess> {
+  const name = entry.pathname;
   const port = freePort();
   const inherited = Object.fromEntries(
     ["PATH", "HOME", "DENO_DIR", "TMPDIR"].flatMap((k) => (Deno.env.get(k) ? [[k, Deno.env.get(k)!]] : [])),
   );
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(`${name}/index.ts`, FUNCTIONS_DIR).pathname],
+    args: ["run", "-A", ...(v8Flags.length ? [`--v8-flags=${v8Flags.join(",")}`] : []), entry.pathname],
     env: { ...inherited, ...env, DENO_SERVE_ADDRESS: `tcp:127.0.0.1:${port}`, NO_COLOR: "1" },
     clearEnv: true,
     stdout: "piped",

@@ -1,6 +1,6 @@
 /**
- * A `data:` URL as a byte stream: the image is base64-encoded chunk by chunk as it is sent, so a
- * 10 MB image never exists as a binary string, a 13 MB base64 string and a JSON string at once.
+ * A `data:` URL (or plain base64) as a byte stream: the image is base64-encoded chunk by chunk as it
+ * is sent, so a 10 MB image never exists as a binary string, a 13 MB base64 string and a JSON string at once.
  * @module
  */
 
@@ -9,8 +9,7 @@ const PAD = 0x3d; // "="
 
 /** Streams `data:<type>;base64,<bytes>` for the bytes `source` yields, encoding one chunk at a time; throws nothing itself. */
 export function dataUrlStream(source: ReadableStream<Uint8Array>, type: string): ReadableStream<Uint8Array> {
-  const reader = source.getReader();
-  let carry = new Uint8Array(0);
+  const base64 = base64Stream(source).getReader();
   let started = false;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -19,6 +18,22 @@ export function dataUrlStream(source: ReadableStream<Uint8Array>, type: string):
         controller.enqueue(new TextEncoder().encode(`data:${type || "application/octet-stream"};base64,`));
         return;
       }
+      const { value, done } = await base64.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return base64.cancel(reason);
+    },
+  });
+}
+
+/** Streams the base64 of the bytes `source` yields, encoding one chunk at a time; throws nothing itself. */
+export function base64Stream(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  let carry = new Uint8Array(0);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
       // Until something is enqueued: a pull that enqueues nothing is not called again.
       for (;;) {
         const { value, done } = await reader.read();

@@ -96,6 +96,10 @@ export async function readLimited(req: Request | Response, maxBytes: number): Pr
   if (declared !== null) {
     // The runtime holds a body to its declared length, so the fast whole-body read is safe here.
     if (Number(declared) > maxBytes) throw tooLarge();
+    // A response's Content-Length can be the compressed size; only a request's is the body's.
+    if (req instanceof Request && Number.isSafeInteger(Number(declared))) {
+      return await readDeclared(req, Number(declared));
+    }
     return new Uint8Array(await req.arrayBuffer());
   }
   if (!req.body) return new Uint8Array();
@@ -113,4 +117,28 @@ export async function readLimited(req: Request | Response, maxBytes: number): Pr
     offset += chunk.byteLength;
   }
   return body;
+}
+
+/**
+ * Reads a body of a known length straight into one buffer of that length (a byte stream's BYOB
+ * reads), so a large body is never held twice, as chunks and as their concatenation.
+ */
+async function readDeclared(req: Request, length: number): Promise<Uint8Array> {
+  if (!req.body) return new Uint8Array();
+  let reader: ReadableStreamBYOBReader;
+  try {
+    reader = req.body.getReader({ mode: "byob" });
+  } catch {
+    return new Uint8Array(await req.arrayBuffer()); // not a byte stream
+  }
+  let buffer = new ArrayBuffer(length);
+  let offset = 0;
+  while (offset < length) {
+    const { value, done } = await reader.read(new Uint8Array(buffer, offset, length - offset));
+    if (done || !value) break;
+    buffer = value.buffer as ArrayBuffer;
+    offset += value.byteLength;
+  }
+  reader.releaseLock();
+  return new Uint8Array(buffer, 0, offset);
 }

@@ -5,6 +5,7 @@
  * of `tasks.ts`, `text-to-image` included.
  * @module
  */
+import { type ByteBudget, createByteBudget } from "./byte_budget.ts";
 import { cachedInference } from "./cached_inference.ts";
 import { configured, type Env, envInt, envString, requireEnv } from "./env.ts";
 import { runWithFallback } from "./fallback.ts";
@@ -22,6 +23,12 @@ import type { TaskAnswer, TaskDescriptor, TaskInput } from "./tasks.ts";
 /** A JSON body larger than this is not a task request. */
 const MAX_JSON_BYTES = 256 * 1024;
 
+/**
+ * Media bytes one instance holds at once by default: one maximum-size audio body, or two images.
+ * Each byte held costs several in memory (the body, the copy sent upstream), see the README's figures.
+ */
+const DEFAULT_MEDIA_MEMORY_BYTES = 25 * 1024 * 1024;
+
 /** What running tasks needs, built lazily from the environment (a bad variable is a 500 naming it). */
 export interface TaskContext {
   hf(): Hf;
@@ -29,6 +36,8 @@ export interface TaskContext {
   /** The result cache, or undefined when none is configured (calls then go straight upstream). */
   cache: ResultCache | undefined;
   maxMediaBytes(kind: MediaKind): number;
+  /** The instance's budget of media bytes held in memory at once (`HF_MEDIA_MEMORY_BYTES`). */
+  mediaBudget(): ByteBudget;
   /** The models to try for `task`, and those a caller may pick. */
   models(task: TaskDescriptor): { chain: string[]; allowed: string[] };
 }
@@ -47,12 +56,18 @@ export function createTaskContext(env: Env, deps: HfDeps & CacheDeps = {}): Task
     image: envInt(env, "HF_MAX_IMAGE_BYTES", 10 * 1024 * 1024, { min: 1 }),
     audio: envInt(env, "HF_MAX_AUDIO_BYTES", 25 * 1024 * 1024, { min: 1 }),
   }));
+  const mediaBudget = configured(() =>
+    createByteBudget(envInt(env, "HF_MEDIA_MEMORY_BYTES", DEFAULT_MEDIA_MEMORY_BYTES, { min: 1 }), {
+      waitMs: envInt(env, "HF_MEDIA_WAIT_MS", 5000, { min: 0 }),
+    })
+  );
   const models = new Map<string, () => { chain: string[]; allowed: string[] }>();
   return {
     hf,
     storage,
     cache: resultCacheFromEnv(env, deps),
     maxMediaBytes: (kind) => limits()[kind],
+    mediaBudget,
     models(task) {
       if (!models.has(task.id)) {
         models.set(
@@ -79,29 +94,54 @@ const ANSWER_HEADERS = { "Cache-Control": "no-store" };
 export function taskHandler(task: TaskDescriptor, ctx: TaskContext): Handler {
   return async (req) => {
     if (task.unavailable) throw new HttpError(501, task.unavailable);
-    const { input, model: requested, mediaBytes } = await readTaskInput(task, req, ctx);
-    const { chain, allowed } = ctx.models(task);
-    const models = chooseModels(requested, chain, allowed);
-    const produce = async () => {
-      const { value, model } = await runWithFallback(models, (m) => task.run(ctx.hf(), m, input));
-      return respond(value, model);
-    };
-    if (!ctx.cache) return await produce();
-    const { parameters, input: keyInput } = cachePartsOf(input, mediaBytes);
-    return await cachedInference(
-      ctx.cache,
-      {
-        task: task.id,
-        model: models[0],
-        parameters,
-        input: keyInput,
-        headers: req.headers,
-        hitHeaders: ANSWER_HEADERS,
-        signal: req.signal,
-      },
-      produce,
-    );
+    const release = await reserveMedia(task, req, ctx);
+    try {
+      return await runTask(task, req, ctx);
+    } finally {
+      release();
+    }
   };
+}
+
+/**
+ * Reserves, before a media body is read, the bytes it will hold until its upstream call ends: its
+ * declared length, or the kind's maximum for a Storage reference or an undeclared length. JSON tasks
+ * reserve nothing.
+ * @throws {HttpError} 503 with `Retry-After` when the instance's budget stays full.
+ */
+function reserveMedia(task: TaskDescriptor, req: Request, ctx: TaskContext): Promise<() => void> {
+  if (task.input.type !== "media") return Promise.resolve(() => {});
+  const limit = ctx.maxMediaBytes(task.input.media);
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  const isRef = /json/.test(canonicalType(req.headers.get("content-type")));
+  const bytes = !isRef && Number.isFinite(declared) ? Math.min(declared, limit) : limit;
+  return ctx.mediaBudget().reserve(bytes, req.signal);
+}
+
+/** Parses, chooses models, then answers from the cache or the chain. */
+async function runTask(task: TaskDescriptor, req: Request, ctx: TaskContext): Promise<Response> {
+  const { input, model: requested, mediaBytes } = await readTaskInput(task, req, ctx);
+  const { chain, allowed } = ctx.models(task);
+  const models = chooseModels(requested, chain, allowed);
+  const produce = async () => {
+    const { value, model } = await runWithFallback(models, (m) => task.run(ctx.hf(), m, input));
+    return respond(value, model);
+  };
+  if (!ctx.cache) return await produce();
+  const { parameters, input: keyInput } = cachePartsOf(input, mediaBytes);
+  return await cachedInference(
+    ctx.cache,
+    {
+      task: task.id,
+      model: models[0],
+      parameters,
+      input: keyInput,
+      headers: req.headers,
+      hitHeaders: ANSWER_HEADERS,
+      signal: req.signal,
+    },
+    produce,
+  );
 }
 
 /** A task's answer as a response, naming the model that gave it. */
@@ -160,7 +200,7 @@ async function readStorageInput(spec: MediaSpec, req: Request, ctx: TaskContext,
   const type = checkMedia(spec.media, file.contentType, file.bytes);
   const parameters = (fields.parameters ?? {}) as Record<string, unknown>;
   return {
-    input: { kind: "media", media: new Blob([file.bytes as BufferSource], { type }), parameters } as TaskInput,
+    input: { kind: "media", media: { bytes: file.bytes, type }, parameters } as TaskInput,
     model,
     mediaBytes: file.bytes,
   };
@@ -174,9 +214,8 @@ async function readMediaBody(spec: MediaSpec, req: Request, limit: number) {
   }
   const bytes = await readLimited(req, limit);
   const type = checkMedia(spec.media, req.headers.get("content-type"), bytes);
-  const media = new Blob([bytes as BufferSource], { type });
   return {
-    input: { kind: "media", media, parameters: {} } as TaskInput,
+    input: { kind: "media", media: { bytes, type }, parameters: {} } as TaskInput,
     model: query.get("model") ?? undefined,
     mediaBytes: bytes,
   };

@@ -6,7 +6,15 @@
  */
 import type { InferenceClient } from "npm:@huggingface/inference@4.13.30";
 import { InferenceClientProviderOutputError } from "npm:@huggingface/inference@4.13.30";
-import { type CallOptions, type CallTarget, type Hf, textToImage } from "./huggingface.ts";
+import {
+  type CallOptions,
+  type CallTarget,
+  type Hf,
+  type ImageBytes,
+  sendingAsBase64,
+  sendingBytes,
+  textToImage,
+} from "./huggingface.ts";
 import { HttpError } from "./http.ts";
 import type { MediaKind } from "./media.ts";
 import { boolean, either, integer, listOf, number, object, oneOf, type Rule, type Rules, text } from "./params.ts";
@@ -20,7 +28,7 @@ export type TaskAnswer =
 /** A task's input, once validated: the JSON fields, or the media and its parameters. */
 export type TaskInput =
   | { kind: "json"; fields: Record<string, unknown> }
-  | { kind: "media"; media: Blob; parameters: Record<string, unknown> };
+  | { kind: "media"; media: ImageBytes; parameters: Record<string, unknown> };
 
 /** How a task is called. */
 export type TaskInputSpec =
@@ -101,9 +109,18 @@ function jsonTask<T>(
 }
 
 const fieldsOf = (input: TaskInput): JsonFields => (input.kind === "json" ? input.fields : {});
-const mediaOf = (input: TaskInput): { media: Blob; parameters: Record<string, unknown> } => {
+const mediaOf = (input: TaskInput): { media: ImageBytes; parameters: Record<string, unknown> } => {
   if (input.kind !== "media") throw new Error("media task called without media");
   return input;
+};
+
+/**
+ * The media for a client call whose body is the media itself: an empty stand-in Blob for the client,
+ * and a fetch that sends the bytes, streamed, in its place (a Blob would copy them outside the JS heap).
+ */
+const sentMedia = (input: TaskInput, fetch: typeof globalThis.fetch) => {
+  const { media } = mediaOf(input);
+  return { data: new Blob([], { type: media.type }), fetch: sendingBytes(fetch, media) };
 };
 
 const labelScore = (x: { label: string; score?: number }) => ({ label: x.label, score: x.score ?? null });
@@ -371,8 +388,10 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       defaultModels: ["Salesforce/blip-image-captioning-large"],
       cost: 3,
       run: jsonTask(
-        (i) => (c, t, o) =>
-          c.imageToText({ ...t, data: mediaOf(i).media }, { ...o, fetch: unwrappingOneElementArrays(o.fetch) }),
+        (i) => (c, t, o) => {
+          const { data, fetch } = sentMedia(i, o.fetch);
+          return c.imageToText({ ...t, data }, { ...o, fetch: unwrappingOneElementArrays(fetch) });
+        },
         (out) => ({ generated_text: out.generated_text }),
       ),
     },
@@ -384,7 +403,10 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       defaultModels: ["google/vit-base-patch16-224"],
       cost: 2,
       run: jsonTask(
-        (i) => (c, t, o) => c.imageClassification({ ...t, data: mediaOf(i).media }, o),
+        (i) => (c, t, o) => {
+          const { data, fetch } = sentMedia(i, o.fetch);
+          return c.imageClassification({ ...t, data }, { ...o, fetch });
+        },
         (out) => out.map(labelScore),
       ),
     },
@@ -396,7 +418,10 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       defaultModels: ["facebook/detr-resnet-50"],
       cost: 3,
       run: jsonTask(
-        (i) => (c, t, o) => c.objectDetection({ ...t, data: mediaOf(i).media }, o),
+        (i) => (c, t, o) => {
+          const { data, fetch } = sentMedia(i, o.fetch);
+          return c.objectDetection({ ...t, data }, { ...o, fetch });
+        },
         (out) =>
           out.map(({ label, score, box: { xmin, ymin, xmax, ymax } }) => ({
             label,
@@ -422,8 +447,11 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       defaultModels: ["nvidia/segformer-b0-finetuned-ade-512-512"],
       cost: 4,
       run: jsonTask(
-        (i) => (c, t, o) =>
-          c.imageSegmentation({ ...t, inputs: mediaOf(i).media, parameters: mediaOf(i).parameters }, o),
+        (i) => (c, t, o) => {
+          const { media, parameters } = mediaOf(i);
+          const { inputs, fetch } = sendingAsBase64(o.fetch, media);
+          return c.imageSegmentation({ ...t, inputs, parameters }, { ...o, fetch });
+        },
         (out) => out.map(({ label, score, mask }) => ({ label, score: score ?? null, mask })),
       ),
     },
@@ -435,7 +463,10 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       defaultModels: ["openai/whisper-large-v3"],
       cost: 5,
       run: jsonTask(
-        (i) => (c, t, o) => c.automaticSpeechRecognition({ ...t, inputs: mediaOf(i).media }, o),
+        (i) => (c, t, o) => {
+          const { data, fetch } = sentMedia(i, o.fetch);
+          return c.automaticSpeechRecognition({ ...t, inputs: data }, { ...o, fetch });
+        },
         (out) => {
           if (typeof out?.text !== "string") throw new InferenceClientProviderOutputError("expected {text: string}");
           return { text: out.text };
@@ -450,7 +481,10 @@ export const TASKS: Readonly<Record<string, TaskDescriptor>> = Object.fromEntrie
       defaultModels: ["superb/hubert-large-superb-er"],
       cost: 2,
       run: jsonTask(
-        (i) => (c, t, o) => c.audioClassification({ ...t, inputs: mediaOf(i).media }, o),
+        (i) => (c, t, o) => {
+          const { data, fetch } = sentMedia(i, o.fetch);
+          return c.audioClassification({ ...t, inputs: data }, { ...o, fetch });
+        },
         (out) => out.map(labelScore),
       ),
     },
