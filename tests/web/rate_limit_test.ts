@@ -36,6 +36,7 @@ Deno.test("parseRateLimit reads the earlier drafts' dictionary form, and nothing
 Deno.test("formatSeconds rounds up to what a person reads", () => {
   assert.equal(formatSeconds(0.2), "1 s");
   assert.equal(formatSeconds(59), "59 s");
+  assert.equal(formatSeconds(60), "60 s");
   assert.equal(formatSeconds(61), "2 min");
   assert.equal(formatSeconds(3600), "1 h");
   assert.equal(formatSeconds(3 * 3600 + 300), "3 h 5 min");

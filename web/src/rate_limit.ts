@@ -64,7 +64,8 @@ function policyWords(q: Quota): string {
 /** Formats a wait for a person: "42 s", "3 min", "2 h 5 min". */
 export function formatSeconds(seconds: number): string {
   const s = Math.max(0, Math.ceil(seconds));
-  if (s < 60) return `${s} s`;
+  // A whole minute reads as seconds: a per-minute window's wait is never "1 min" one moment and "59 s" the next.
+  if (s <= 60) return `${s} s`;
   if (s < 3600) return `${Math.ceil(s / 60)} min`;
   const h = Math.floor(s / 3600);
   const m = Math.ceil((s % 3600) / 60);
