@@ -1,6 +1,6 @@
 /**
  * Peak memory of `huggingface-inference` in a process of its own, as the platform runs it, while it
- * holds 1, 4 and 8 maximum-size media bodies at once (a 25 MiB WAV for automatic-speech-recognition,
+ * holds 1, 4 and 8 maximum-size media bodies at once (a 10 MiB WAV for automatic-speech-recognition,
  * a 10 MiB PNG for image-classification and image-segmentation), with the default limits and an
  * upstream that answers after 300 ms. Target: under 200 MB peak RSS, under the platform's 256 MB.
  * @module
@@ -14,7 +14,7 @@ import { paddedPng } from "./caption_memory.ts";
 const LIMIT_MB = 256;
 const TARGET_MB = 200;
 const IMAGE_BYTES = 10 * 1024 * 1024;
-const AUDIO_BYTES = 25 * 1024 * 1024;
+const AUDIO_BYTES = 10 * 1024 * 1024;
 const SERVER = new URL("./gateway_memory_serve.ts", import.meta.url);
 
 /** One row of the table. */
@@ -107,7 +107,7 @@ function cpuSeconds(pid: number): number {
 /** Prints the table. */
 export function printGatewayMemory(rows: GatewayMemoryRow[], table: (header: string[], rows: string[][]) => void) {
   console.log(
-    "\nhuggingface-inference memory: the function in its own process, maximum-size bodies sent at once (25 MiB WAV, 10 MiB PNG)",
+    "\nhuggingface-inference memory: the function in its own process, maximum-size bodies sent at once (10 MiB WAV, 10 MiB PNG)",
   );
   console.log(
     "(peak RSS: as deployed; GC'd: the same run with garbage collected after each answer, i.e. what requests hold;",

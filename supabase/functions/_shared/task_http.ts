@@ -27,7 +27,7 @@ const MAX_JSON_BYTES = 256 * 1024;
  * Media bytes one instance holds at once by default: one maximum-size audio body, or two images.
  * Each byte held costs several in memory (the body, the copy sent upstream), see the README's figures.
  */
-const DEFAULT_MEDIA_MEMORY_BYTES = 25 * 1024 * 1024;
+const DEFAULT_MEDIA_MEMORY_BYTES = 20 * 1024 * 1024;
 
 /** What running tasks needs, built lazily from the environment (a bad variable is a 500 naming it). */
 export interface TaskContext {
@@ -54,7 +54,7 @@ export function createTaskContext(env: Env, deps: HfDeps & CacheDeps = {}): Task
   }));
   const limits = configured(() => ({
     image: envInt(env, "HF_MAX_IMAGE_BYTES", 10 * 1024 * 1024, { min: 1 }),
-    audio: envInt(env, "HF_MAX_AUDIO_BYTES", 25 * 1024 * 1024, { min: 1 }),
+    audio: envInt(env, "HF_MAX_AUDIO_BYTES", 10 * 1024 * 1024, { min: 1 }),
   }));
   const mediaBudget = configured(() =>
     createByteBudget(envInt(env, "HF_MEDIA_MEMORY_BYTES", DEFAULT_MEDIA_MEMORY_BYTES, { min: 1 }), {
