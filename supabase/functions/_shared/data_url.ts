@@ -3,6 +3,7 @@
  * is sent, so a 10 MB image never exists as a binary string, a 13 MB base64 string and a JSON string at once.
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 
 const ALPHABET = new TextEncoder().encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
 const PAD = 0x3d; // "="
@@ -43,7 +44,7 @@ export function base64Stream(source: ReadableStream<Uint8Array>): ReadableStream
           return;
         }
         // Encode whole 3-byte groups now; keep the rest for the next chunk (padding only at the end).
-        const joined = carry.length ? concat(carry, value) : value;
+        const joined = carry.length ? concatBytes(carry, value) : value;
         const whole = joined.length - (joined.length % 3);
         carry = joined.slice(whole);
         if (whole) return controller.enqueue(encodeBase64(joined.subarray(0, whole), false));
@@ -76,12 +77,5 @@ export function encodeBase64(bytes: Uint8Array, last: boolean): Uint8Array {
     out[o++] = rest === 2 ? ALPHABET[(n >>> 6) & 63] : PAD;
     out[o++] = PAD;
   }
-  return out;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
   return out;
 }

@@ -5,6 +5,7 @@
  * (CORS, method, error shape) is one named piece instead of a branch in a long `if` chain.
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 
 /** A request handler, as `Deno.serve` takes it. */
 export type Handler = (req: Request) => Promise<Response>;
@@ -110,13 +111,7 @@ export async function readLimited(req: Request | Response, maxBytes: number): Pr
     if (size > maxBytes) throw tooLarge();
     chunks.push(chunk);
   }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
+  return concatBytes(...chunks);
 }
 
 /**

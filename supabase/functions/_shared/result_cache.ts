@@ -10,6 +10,7 @@
  * fails the call: it is logged, and the call goes upstream as if there were no cache.
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 import type { CachedAnswer, CacheStore, Claim } from "./cache_store.ts";
 
 /** Tunables of a {@linkcode ResultCache}; every field has a default. */
@@ -291,13 +292,7 @@ async function collect(
   } catch {
     return undefined; // the upstream broke off: half an answer is not stored
   }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(...chunks);
 }
 
 function fromStored(stored: CachedAnswer): Answer {

@@ -3,6 +3,7 @@
  * Every outcome is recorded on the job, so a failure is retried or dead-lettered, never lost.
  * @module
  */
+import { concatBytes } from "../_shared/bytes.ts";
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import type { Database } from "../_shared/database.types.ts";
 import { HttpError } from "../_shared/http.ts";
@@ -163,13 +164,6 @@ async function signedImageUrl(
   if (size === 0) throw new PermanentFailure("image is empty (0 bytes)");
   if (!sniffImageType(head)) throw new PermanentFailure(NOT_AN_IMAGE);
   return { source: { url }, sha256: hash.digest("hex") };
-}
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /** Signs a URL for the image (downscaled when configured) and starts reading it; throws for a refused or failed download. */
