@@ -18,6 +18,7 @@
  * never free service.
  * @module
  */
+import { runInBackground } from "./background.ts";
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { type Caller, callerConfigFromEnv, type CallerIdentifier, createCallerIdentifier } from "./caller.ts";
 import { configured, type Env, envString, requireEnv } from "./env.ts";
@@ -40,7 +41,7 @@ export interface MeterDeps {
   meterStore?: MeterStore;
   /** Replaces caller identification (default: from the environment). */
   identifyCaller?: CallerIdentifier;
-  /** Where the usage write runs after the answer (default: `EdgeRuntime.waitUntil`). */
+  /** Where the usage write runs after the answer (default: `runInBackground`, i.e. `EdgeRuntime.waitUntil`). */
   waitUntil?: (work: Promise<unknown>) => void;
 }
 
@@ -280,10 +281,4 @@ function contentLength(req: Request): number | null {
 
 function elapsed(started: number): number {
   return Math.round(performance.now() - started);
-}
-
-// On Supabase, EdgeRuntime.waitUntil keeps the instance alive until the work ends.
-function runInBackground(work: Promise<unknown>): void {
-  const runtime = (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } }).EdgeRuntime;
-  if (runtime) runtime.waitUntil(work);
 }

@@ -10,6 +10,7 @@
  * fails the call: it is logged, and the call goes upstream as if there were no cache.
  * @module
  */
+import { runInBackground } from "./background.ts";
 import { concatBytes } from "./bytes.ts";
 import type { CachedAnswer, CacheStore, Claim } from "./cache_store.ts";
 
@@ -28,7 +29,7 @@ export interface ResultCacheOptions {
   retryAfterFailureMs?: number;
   /** Least time between two evictions started by this instance (default 60 s). */
   sweepIntervalMs?: number;
-  /** Where storing after the response is handed (default: EdgeRuntime.waitUntil when present). */
+  /** Where storing after the response is handed (default: `runInBackground`, i.e. `EdgeRuntime.waitUntil`). */
   waitUntil?: (work: Promise<unknown>) => void;
 }
 
@@ -260,14 +261,7 @@ function inBackground(cache: ResultCache, work: Promise<unknown>): void {
   const tracked = work.catch((error) => console.error("result cache background work failed:", error));
   cache.background.add(tracked);
   tracked.finally(() => cache.background.delete(tracked));
-  const waitUntil = cache.options.waitUntil ?? edgeRuntimeWaitUntil();
-  waitUntil?.(tracked);
-}
-
-// On Supabase, EdgeRuntime.waitUntil keeps the instance alive until a store after the response ends.
-function edgeRuntimeWaitUntil(): ((work: Promise<unknown>) => void) | undefined {
-  const runtime = (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } }).EdgeRuntime;
-  return runtime ? (work) => runtime.waitUntil(work) : undefined;
+  (cache.options.waitUntil ?? runInBackground)(tracked);
 }
 
 /** Reads a stream to its end; undefined (and the stream cancelled) once it passes `maxBytes`. */

@@ -10,6 +10,7 @@
  * purpose, which would let one image be served another's caption.
  * @module
  */
+import { runInBackground } from "../_shared/background.ts";
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import { cacheKey } from "../_shared/cache_key.ts";
 import { type CacheStore, createSupabaseCacheStore } from "../_shared/cache_store.ts";
@@ -58,16 +59,11 @@ export async function captionByContent(
   // Recorded while the model works, and stored after: neither adds to the job's time.
   const [fresh] = await Promise.all([produce(), record(ctx, "miss")]);
   const bytes = new TextEncoder().encode(JSON.stringify({ caption: fresh }));
-  inBackground(bestEffort(
+  runInBackground(bestEffort(
     "store",
     () => store.save({ key, task: CAPTION_CACHE_TASK, model, contentType: "application/json", bytes }),
   ));
   return fresh;
-}
-
-// On Supabase, EdgeRuntime.waitUntil keeps the instance alive until the store ends.
-function inBackground(work: Promise<unknown>): void {
-  (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } }).EdgeRuntime?.waitUntil(work);
 }
 
 function parseCaption(text: string): string | undefined {

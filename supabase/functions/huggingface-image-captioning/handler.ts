@@ -6,6 +6,7 @@
  * object and its job, reply 202, and claim and caption after responding, as soon as a slot is free.
  * @module
  */
+import { runInBackground } from "../_shared/background.ts";
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import type { Database } from "../_shared/database.types.ts";
 import { configured, type Env, envInt, envString, requireEnv } from "../_shared/env.ts";
@@ -140,11 +141,4 @@ function answerFor(claim: Claim): Response {
       // Deleted since its webhook was sent: nothing to do, and nothing for anyone to retry.
       return Response.json({ status: "gone", reason: "the object no longer exists" });
   }
-}
-
-// On Supabase, EdgeRuntime.waitUntil keeps the instance alive until the work ends.
-function runInBackground(work: Promise<unknown>): void {
-  const runtime = (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } }).EdgeRuntime;
-  if (runtime) runtime.waitUntil(work);
-  else work.catch((error) => console.error("background work failed:", error));
 }
