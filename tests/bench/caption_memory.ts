@@ -7,6 +7,7 @@
  */
 import { makePng } from "../support/images.ts";
 import { waitForJobs, withFleet } from "../support/function_fleet.ts";
+import { cpuSeconds, printTable } from "./harness.ts";
 
 const IMAGE_BYTES = 10 * 1024 * 1024;
 const LIMIT_MB = 256;
@@ -87,25 +88,15 @@ export async function paddedPng(size: number, seed: number): Promise<Uint8Array<
   return out;
 }
 
-/** CPU time (user + system) a process has used, from /proc; NaN where /proc is not there. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks, 100 per second on Linux
-  } catch {
-    return NaN;
-  }
-}
-
 /** Prints the memory table. */
-export function printCaptionMemory(rows: MemoryRow[], table: (header: string[], rows: string[][]) => void) {
+export function printCaptionMemory(rows: MemoryRow[]) {
   console.log(
     `\ncaptioning memory: the function in its own process (deno run index.ts), 10 MiB images uploaded at once, CAPTION_CONCURRENCY 4`,
   );
   console.log(
     "(CPU/image: the whole process, webhook, download, encoding and sending included; the platform allows 2 s per request)",
   );
-  table(
+  printTable(
     ["transport", "images", "peak RSS", "limit", `target < ${TARGET_MB} MB`, "CPU/image", "captioned", "time"],
     rows.map((r) => [
       r.mode,

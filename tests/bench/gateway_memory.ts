@@ -10,6 +10,7 @@ import { startFakeHf } from "../support/fake_hf.ts";
 import { startServerProcess } from "../support/function_process.ts";
 import { LOCAL_JWT_SECRET, userToken } from "../support/tokens.ts";
 import { paddedPng } from "./caption_memory.ts";
+import { cpuSeconds, printTable } from "./harness.ts";
 
 const LIMIT_MB = 256;
 const TARGET_MB = 200;
@@ -94,18 +95,8 @@ export async function runGatewayMemory(counts = [1, 4, 8], env: Record<string, s
   return rows;
 }
 
-/** CPU time (user + system) a process has used, from /proc; NaN where /proc is not there. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks, 100 per second on Linux
-  } catch {
-    return NaN;
-  }
-}
-
 /** Prints the table. */
-export function printGatewayMemory(rows: GatewayMemoryRow[], table: (header: string[], rows: string[][]) => void) {
+export function printGatewayMemory(rows: GatewayMemoryRow[]) {
   console.log(
     "\nhuggingface-inference memory: the function in its own process, maximum-size bodies sent at once (10 MiB WAV, 10 MiB PNG)",
   );
@@ -113,7 +104,7 @@ export function printGatewayMemory(rows: GatewayMemoryRow[], table: (header: str
     "(peak RSS: as deployed; GC'd: the same run with garbage collected after each answer, i.e. what requests hold;",
   );
   console.log(" CPU/request: the whole process over the run; the platform allows 2 s per request)");
-  table(
+  printTable(
     ["task", "bodies", "peak RSS", "GC'd", "limit", `target < ${TARGET_MB} MB`, "CPU/request", "answers"],
     rows.map((r) => [
       r.task,

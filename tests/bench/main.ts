@@ -15,6 +15,7 @@ import { inferenceScenario } from "./inference.ts";
 import { printCaptionMemory, runCaptionMemory } from "./caption_memory.ts";
 import { userToken } from "../support/tokens.ts";
 import { freePort } from "../stack/testing.ts";
+import { cpuSeconds, medianBy, printTable } from "./harness.ts";
 
 const CONCURRENCY = 32;
 const DURATION_MS = Number(Deno.env.get("BENCH_DURATION_MS") ?? 3000);
@@ -79,8 +80,8 @@ async function textToImageScenario() {
         bases.push(await measure(proxy, "/", JSON.stringify({ inputs: prompt })));
         funcs.push(await measure(fn, "/functions/v1/text-to-image", JSON.stringify({ prompt })));
       }
-      const base = median(bases);
-      const func = median(funcs);
+      const base = medianBy(bases, (r) => r.rps);
+      const func = medianBy(funcs, (r) => r.rps);
       const ratio = func.rps / base.rps;
       const dp50 = func.p50Ms - base.p50Ms;
       const row = (server: string, r: Measured, vsReqs: string, vsP50: string) => [
@@ -110,7 +111,7 @@ async function textToImageScenario() {
   console.log(
     `\ntext-to-image, concurrency ${CONCURRENCY}, median of ${ROUNDS} alternating ${DURATION_MS} ms runs (64×64 PNG upstream)`,
   );
-  table(
+  printTable(
     [
       "upstream",
       "server",
@@ -129,31 +130,8 @@ async function textToImageScenario() {
 
 type Measured = LoadResult & { cpuUs: number };
 
-/** CPU time (user + system) a process has used, from /proc; NaN where /proc is not there. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks, 100 per second on Linux
-  } catch {
-    return NaN;
-  }
-}
-
-/** The run with the median requests/s. */
-function median<T extends LoadResult>(runs: T[]): T {
-  return [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)];
-}
-
 function fmt(n: number, digits = 0) {
   return n.toFixed(digits);
-}
-
-function table(header: string[], rows: string[][]) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
-  console.log(line(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const row of rows) console.log(line(row));
 }
 
 async function pipelineScenario() {
@@ -176,7 +154,7 @@ async function pipelineScenario() {
     ]);
   }
   console.log(`\ncaptioning pipeline: ${images} uploads, Hugging Face latency 200 ms, K = ${k} concurrent calls`);
-  table(
+  printTable(
     ["run", "captions/s", "ceiling K/0.2s", "last caption", "uploads took", "lost", "duplicates", "failed", "HF calls"],
     rows,
   );
@@ -197,10 +175,10 @@ const scenarios: Record<string, () => Promise<void>> = {
   pipeline: pipelineScenario,
   inference: inferenceScenario,
   cache: () => import("./cache.ts").then((m) => m.cacheScenario()),
-  "caption-memory": async () => printCaptionMemory(await runCaptionMemory(), table),
+  "caption-memory": async () => printCaptionMemory(await runCaptionMemory()),
   quotas: () => import("./quotas.ts").then((m) => m.quotasScenario()),
   "gateway-memory": () =>
-    import("./gateway_memory.ts").then(async (m) => m.printGatewayMemory(await m.runGatewayMemory(), table)),
+    import("./gateway_memory.ts").then(async (m) => m.printGatewayMemory(await m.runGatewayMemory())),
 };
 const chosen = Deno.args.length ? Deno.args : Object.keys(scenarios);
 for (const name of chosen) {

@@ -11,6 +11,7 @@ import { createRpcMeterStore, type MeterStore } from "../../supabase/functions/_
 import { createPostgresMeterStore } from "../../supabase/functions/_shared/meter_store_postgres.ts";
 import { signKey, signUserToken } from "../stack/keys.ts";
 import { freePort } from "../stack/testing.ts";
+import { cpuSeconds, medianBy } from "./harness.ts";
 
 const CONCURRENCY = 32;
 const LATENCY_MS = 50;
@@ -90,7 +91,7 @@ export async function quotasScenario(): Promise<void> {
       directs.push(await measure(direct));
       ons.push(await measure(on));
     }
-    const a = median(offs);
+    const a = medianBy(offs, (r) => r.rps);
     const vsOff = (r: Measured) => {
       const dp50 = r.p50Ms - a.p50Ms;
       return `${dp50 >= 0 ? "+" : ""}${dp50.toFixed(2)} ms ${dp50 <= 2 ? "ok" : "MISS"}`;
@@ -101,8 +102,12 @@ export async function quotasScenario(): Promise<void> {
     );
     const rows = [
       ["quotas off", a, ""],
-      ["quotas on, INFERENCE_DB_URL (direct)", median(directs), vsOff(median(directs))],
-      ["quotas on, supabase-js RPC (stand-in PostgREST)", median(ons), vsOff(median(ons))],
+      ["quotas on, INFERENCE_DB_URL (direct)", medianBy(directs, (r) => r.rps), vsOff(medianBy(directs, (r) => r.rps))],
+      [
+        "quotas on, supabase-js RPC (stand-in PostgREST)",
+        medianBy(ons, (r) => r.rps),
+        vsOff(medianBy(ons, (r) => r.rps)),
+      ],
     ] as const;
     const header = [
       "server",
@@ -158,18 +163,4 @@ async function roundTrips(apiUrl: string, dbUrl: string) {
     const pct = (p: number) => times[Math.floor(p * times.length)].toFixed(2);
     console.log(`${name.padEnd(38)}  p50 ${pct(0.5)} ms  p99 ${pct(0.99)} ms`);
   }
-}
-
-/** CPU time (user + system) a process has used, from /proc; NaN where /proc is not there. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-function median<T extends LoadResult>(runs: T[]): T {
-  return [...runs].sort((x, y) => x.rps - y.rps)[Math.floor(runs.length / 2)];
 }
