@@ -8,6 +8,8 @@
 export interface Spawned {
   url: string;
   pid: number;
+  /** What it printed up to "ready". */
+  output: string;
   stop(): Promise<void>;
 }
 
@@ -30,6 +32,7 @@ export async function spawnServer(script: URL, port: number, ...args: string[]):
   return {
     url: `http://127.0.0.1:${port}`,
     pid: child.pid,
+    output: seen,
     async stop() {
       child.kill("SIGTERM");
       await child.status;

@@ -15,7 +15,7 @@ import { inferenceScenario } from "./inference.ts";
 import { printCaptionMemory, runCaptionMemory } from "./caption_memory.ts";
 import { userToken } from "../support/tokens.ts";
 import { freePort } from "../stack/testing.ts";
-import { cpuSeconds, medianBy, printTable } from "./harness.ts";
+import { cpuSeconds, medianBy, printTable, type Spawned, spawnServer } from "./harness.ts";
 
 const CONCURRENCY = 32;
 const DURATION_MS = Number(Deno.env.get("BENCH_DURATION_MS") ?? 3000);
@@ -25,29 +25,8 @@ const WARMUP_MS = 1000;
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 3);
 
 /** Starts `serve.ts` in its own process and waits until it listens. */
-async function spawn(mode: string, port: number, arg: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("./serve.ts", import.meta.url).pathname, mode, String(port), arg],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!seen.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${mode} exited before it was ready`);
-    seen += value;
-  }
-  reader.releaseLock();
-  child.stdout.cancel().catch(() => {});
-  return {
-    url: `http://127.0.0.1:${port}`,
-    pid: child.pid,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
+function spawn(mode: string, port: number, arg: string): Promise<Spawned> {
+  return spawnServer(new URL("./serve.ts", import.meta.url), port, mode, String(port), arg);
 }
 
 async function textToImageScenario() {

@@ -11,7 +11,7 @@ import { createRpcMeterStore, type MeterStore } from "../../supabase/functions/_
 import { createPostgresMeterStore } from "../../supabase/functions/_shared/meter_store_postgres.ts";
 import { signKey, signUserToken } from "../stack/keys.ts";
 import { freePort } from "../stack/testing.ts";
-import { cpuSeconds, medianBy } from "./harness.ts";
+import { cpuSeconds, medianBy, type Spawned, spawnServer } from "./harness.ts";
 
 const CONCURRENCY = 32;
 const LATENCY_MS = 50;
@@ -26,30 +26,9 @@ export const BENCH_USERS: string[] = Array.from(
   (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
 );
 
-async function spawn(script: string, args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(script, import.meta.url).pathname, ...args],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!seen.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${args[0]} exited before it was ready`);
-    seen += value;
-  }
-  reader.releaseLock();
-  child.stdout.cancel().catch(() => {});
-  return {
-    url: `http://127.0.0.1:${args[1]}`,
-    pid: child.pid,
-    output: seen,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
+/** Starts `script` (beside this file) with `args`, whose second is the port it listens on. */
+function spawn(script: string, args: string[]): Promise<Spawned> {
+  return spawnServer(new URL(script, import.meta.url), Number(args[1]), ...args);
 }
 
 /** Runs the scenario and prints its table. */
