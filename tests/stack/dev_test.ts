@@ -21,9 +21,11 @@ Deno.test(
     const child = new Deno.Command(Deno.execPath(), {
       args: ["task", "dev"],
       cwd: new URL("../../", import.meta.url).pathname,
-      // Nothing from this process's environment: no token, as on a fresh clone.
+      // Nothing from this process's environment (no token, as on a fresh clone) but how this machine reaches the
+      // npm registry: `deno task dev` bundles the web app, which may fetch esbuild on first use.
       clearEnv: true,
       env: {
+        ...networkEnv(),
         PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
         HOME: Deno.env.get("HOME") ?? tmp,
         TMPDIR: tmp,
@@ -133,7 +135,10 @@ Deno.test(
       assert.equal(wrongKey.status, 401);
       await wrongKey.body?.cancel();
     } finally {
-      child.kill("SIGTERM");
+      // It may have exited already (it failed to start): its status and stderr then say why.
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already exited */ }
       const status = await child.status;
       reader.releaseLock();
       await child.stdout.cancel().catch(() => {});
@@ -165,3 +170,15 @@ Deno.test("with a token, the banner names where Hugging Face calls go and which 
     /^http:\/\/127\.0\.0\.1:9\/x \(no token set: a placeholder is sent\);/,
   );
 });
+
+/** The variables that let a child process reach the npm registry here: CA certificates and proxies. */
+function networkEnv(): Record<string, string> {
+  const names = [
+    ...["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "DENO_CERT", "DENO_TLS_CA_STORE"],
+    ...["DENO_DIR", "NPM_CONFIG_REGISTRY"],
+  ];
+  const proxies = ["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"].flatMap((n) => [n, n.toLowerCase()]);
+  return Object.fromEntries(
+    [...names, ...proxies].flatMap((name) => Deno.env.get(name) === undefined ? [] : [[name, Deno.env.get(name)!]]),
+  );
+}
