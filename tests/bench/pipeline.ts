@@ -7,9 +7,8 @@
  */
 import { createClient } from "npm:@supabase/supabase-js@2.119.0";
 import { startDev } from "../stack/dev.ts";
-import { startFakeHf } from "../support/fake_hf.ts";
+import { describe, startFakeHf } from "../support/fake_hf.ts";
 import { makePng } from "../support/images.ts";
-import { describe } from "../support/fake_hf.ts";
 
 /** One run's figures. */
 export interface PipelineResult {

@@ -7,8 +7,8 @@
  */
 import { type LoadResult, runLoad } from "./load.ts";
 import { createClient } from "npm:@supabase/supabase-js@2.119.0";
-import { createRpcMeterStore, type MeterStore } from "../../supabase/functions/_shared/metering.ts";
-import { createPostgresMeterStore } from "../../supabase/functions/_shared/meter_store_postgres.ts";
+import { createRpcMeterStore, type MeterStore } from "../../supabase/functions/_shared/metering/meter.ts";
+import { createPostgresMeterStore } from "../../supabase/functions/_shared/metering/store_postgres.ts";
 import { signKey, signUserToken } from "../stack/keys.ts";
 import { freePort } from "../stack/testing.ts";
 import { cpuSeconds, medianBy, type Spawned, spawnServer } from "./harness.ts";

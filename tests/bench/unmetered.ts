@@ -3,7 +3,7 @@
  * benchmarks that measure something else (or measure quotas against it).
  * @module
  */
-import type { MeterStore } from "../../supabase/functions/_shared/metering.ts";
+import type { MeterStore } from "../../supabase/functions/_shared/metering/meter.ts";
 
 /** Grants every reservation (unlimited tier) and drops every settlement. */
 export const unmeteredStore: MeterStore = {

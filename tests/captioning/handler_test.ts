@@ -3,7 +3,7 @@
  * before it touches the database (caller, method, body, event, bucket) needs no server at all.
  */
 import assert from "node:assert/strict";
-import type { Env } from "../../supabase/functions/_shared/env.ts";
+import type { Env } from "../../supabase/functions/_shared/runtime/env.ts";
 import { createHandler } from "../../supabase/functions/huggingface-image-captioning/handler.ts";
 
 const SECRET = "handler-test-webhook-secret";

@@ -8,10 +8,10 @@
 import assert from "node:assert/strict";
 import { createHandler } from "../../supabase/functions/huggingface-inference/handler.ts";
 import { createHandler as createTextToImage } from "../../supabase/functions/text-to-image/handler.ts";
-import { CACHE_RULES } from "../../supabase/functions/_shared/cache_policy.ts";
-import { cacheIdle, createResultCache, type ResultCache } from "../../supabase/functions/_shared/result_cache.ts";
-import { createSupabaseCacheStore } from "../../supabase/functions/_shared/cache_store.ts";
-import type { Handler } from "../../supabase/functions/_shared/http.ts";
+import { CACHE_RULES } from "../../supabase/functions/_shared/cache/policy.ts";
+import { cacheIdle, createResultCache, type ResultCache } from "../../supabase/functions/_shared/cache/result_cache.ts";
+import { createSupabaseCacheStore } from "../../supabase/functions/_shared/cache/store.ts";
+import type { Handler } from "../../supabase/functions/_shared/http/mod.ts";
 import { signUserToken } from "../stack/keys.ts";
 import { client, waitFor } from "../stack/testing.ts";
 import { makeWav } from "../support/audio.ts";
@@ -19,7 +19,7 @@ import { startFakeHf } from "../support/fake_hf.ts";
 import { makePng } from "../support/images.ts";
 import { createMemoryMeterStore } from "../support/memory_meter.ts";
 import { LOCAL_JWT_SECRET, userToken } from "../support/tokens.ts";
-import { withCacheStack } from "../shared/cache_helpers.ts";
+import { withCacheStack } from "../shared/cache/helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const HF_TOKEN = "hf_cache_test_secret_token";

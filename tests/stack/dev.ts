@@ -6,12 +6,12 @@
  * Environment: `.env.local` when it exists, overridden by the process environment.
  * @module
  */
-import { type Env, envString } from "../../supabase/functions/_shared/env.ts";
+import { type Env, envString } from "../../supabase/functions/_shared/runtime/env.ts";
 import {
   DEFAULT_CAPTION_CHAT_MODEL,
   DEFAULT_IMAGE_TO_TEXT_MODEL,
   DEFAULT_TEXT_TO_IMAGE_MODEL,
-} from "../../supabase/functions/_shared/hf_config.ts";
+} from "../../supabase/functions/_shared/hf/config.ts";
 import { type FakeHf, startFakeHf } from "../support/fake_hf.ts";
 import { createFunctionsRouter, loadFunctions } from "./functions.ts";
 import { type Stack, startStack } from "./stack.ts";

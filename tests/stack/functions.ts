@@ -7,9 +7,9 @@
  * @module
  */
 import { parse as parseToml } from "npm:smol-toml@1.9.1";
-import { authConfigFromEnv, createBearerVerifier } from "../../supabase/functions/_shared/auth.ts";
-import type { Env } from "../../supabase/functions/_shared/env.ts";
-import { HttpError, jsonError } from "../../supabase/functions/_shared/http.ts";
+import { authConfigFromEnv, createBearerVerifier } from "../../supabase/functions/_shared/identity/jwt.ts";
+import type { Env } from "../../supabase/functions/_shared/runtime/env.ts";
+import { HttpError, jsonError } from "../../supabase/functions/_shared/http/mod.ts";
 
 const FUNCTIONS_DIR = new URL("../../supabase/functions/", import.meta.url);
 const CONFIG_TOML = new URL("../../supabase/config.toml", import.meta.url);

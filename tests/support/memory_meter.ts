@@ -4,7 +4,7 @@
  * real functions are tested on PostgreSQL in tests/quotas/.
  * @module
  */
-import type { MeterStore, Reservation, Settlement } from "../../supabase/functions/_shared/metering.ts";
+import type { MeterStore, Reservation, Settlement } from "../../supabase/functions/_shared/metering/meter.ts";
 
 /** Limits of a tier; null is unlimited. */
 export interface TierLimits {

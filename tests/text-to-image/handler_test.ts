@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createHandler } from "../../supabase/functions/text-to-image/handler.ts";
-import { MAX_PROMPT_LENGTH } from "../../supabase/functions/_shared/tasks.ts";
+import { MAX_PROMPT_LENGTH } from "../../supabase/functions/_shared/tasks/table.ts";
 import { type FakeHf, hfError, startFakeHf } from "../support/fake_hf.ts";
 import { imageInfo } from "../support/images.ts";
 import { createMemoryMeterStore } from "../support/memory_meter.ts";

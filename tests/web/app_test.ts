@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import type { Browser, Page } from "npm:playwright-core@1.65.1";
 import { startWebHost, type WebHost } from "../stack/web_host.ts";
 import { makePng, tinyJpeg } from "../support/images.ts";
-import { TASKS } from "../../supabase/functions/_shared/tasks.ts";
+import { TASKS } from "../../supabase/functions/_shared/tasks/table.ts";
 import { awayFromMinuteEdge } from "../quotas/windows.ts";
 import { type Local, withLocal } from "../support/local.ts";
 import { launchChromium, screenshotBoth } from "./browser.ts";

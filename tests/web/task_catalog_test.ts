@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { acceptOf, readTaskCatalog } from "../../web/src/task_catalog.ts";
-import { createTaskContext, describeTask } from "../../supabase/functions/_shared/task_http.ts";
-import { TASKS } from "../../supabase/functions/_shared/tasks.ts";
+import { createTaskContext, describeTask } from "../../supabase/functions/_shared/tasks/handler.ts";
+import { TASKS } from "../../supabase/functions/_shared/tasks/table.ts";
 
 /** The gateway's own GET description (what `huggingface-inference` answers), from its table of tasks. */
 function gatewayDescription(env: Record<string, string> = {}): unknown {

@@ -1,6 +1,6 @@
 /**
  * Reads the `huggingface-inference` gateway's `GET` description (`describeTask` in
- * `supabase/functions/_shared/task_http.ts`) into the shape the "Other tasks" form is built from:
+ * `supabase/functions/_shared/tasks/handler.ts`) into the shape the "Other tasks" form is built from:
  * `{tasks: [{task, path, summary, available, reason?, method, input: {type: "json", fields, example}
  * | {type: "media", media, content_types, max_bytes, …}, output, models, allowed_models, cost_units}]}`.
  *

@@ -4,8 +4,8 @@
  * @module
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
-import type { HfConfig } from "../_shared/hf_config.ts";
-import { createRpcMeterStore, type Reservation } from "../_shared/meter_store.ts";
+import type { HfConfig } from "../_shared/hf/mod.ts";
+import { createRpcMeterStore, type Reservation } from "../_shared/metering/mod.ts";
 
 /** The `inference.task_costs` task a caption is charged as: the chat caption, or the image-to-text task. */
 export function captionTask(mode: HfConfig["captionMode"]): string {

@@ -10,11 +10,10 @@
  * purpose, which would let one image be served another's caption.
  * @module
  */
-import { runInBackground } from "../_shared/background.ts";
+import { runInBackground } from "../_shared/runtime/mod.ts";
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
-import { cacheKey } from "../_shared/cache_key.ts";
-import { type CacheStore, createSupabaseCacheStore } from "../_shared/cache_store.ts";
-import { CAPTION_PROMPT, type Hf } from "../_shared/huggingface.ts";
+import { cacheKey, type CacheStore, createSupabaseCacheStore } from "../_shared/cache/mod.ts";
+import { CAPTION_PROMPT, type Hf } from "../_shared/hf/mod.ts";
 
 /** The cache task captions are stored under (its TTL is the `caption` row of `cache.ttl`). */
 export const CAPTION_CACHE_TASK = "caption";

@@ -3,18 +3,17 @@
  * Every outcome is recorded on the job, so a failure is retried or dead-lettered, never lost.
  * @module
  */
-import { concatBytes } from "../_shared/bytes.ts";
+import { concatBytes, HttpError } from "../_shared/http/mod.ts";
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import type { Database } from "../_shared/database.types.ts";
-import { HttpError } from "../_shared/http.ts";
-import { captionImage, type CaptionSource, type Hf, type ImageBytes } from "../_shared/huggingface.ts";
-import { sha256Hex } from "../_shared/cache_key.ts";
+import { captionImage, type CaptionSource, type Hf, type ImageBytes } from "../_shared/hf/mod.ts";
+import { sha256Hex } from "../_shared/cache/mod.ts";
 import { createHash } from "node:crypto";
 import { captionByContent } from "./caption_cache.ts";
 import { BudgetExhausted, deferForBudget, withCaptionBudget } from "./budget.ts";
 import { sniffImageType } from "./image.ts";
 import { type ClaimedJob, claimJob, claimNextJob, completeJob, failJob, type JobFailure } from "./jobs.ts";
-import type { Semaphore } from "../_shared/semaphore.ts";
+import type { Semaphore } from "../_shared/runtime/mod.ts";
 import type { ImageTransport } from "./transport.ts";
 import type { DownloadBuffers } from "./download_buffers.ts";
 

@@ -6,17 +6,21 @@
  * object and its job, reply 202, and claim and caption after responding, as soon as a slot is free.
  * @module
  */
-import { runInBackground } from "../_shared/background.ts";
+import {
+  configured,
+  createSemaphore,
+  type Env,
+  envInt,
+  envString,
+  requireEnv,
+  runInBackground,
+} from "../_shared/runtime/mod.ts";
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import type { Database } from "../_shared/database.types.ts";
-import { configured, type Env, envInt, envString, requireEnv } from "../_shared/env.ts";
-import { HttpError } from "../_shared/http.ts";
-import { serviceKeyFromEnv } from "../_shared/service_key.ts";
-import { hfConfigFromEnv } from "../_shared/hf_config.ts";
-import { allowMethods, catchErrors, compose, type Handler, readJson } from "../_shared/http.ts";
-import { createHf, type Hf, type HfDeps } from "../_shared/huggingface.ts";
-import { createSemaphore } from "../_shared/semaphore.ts";
-import { parseStorageObjectEvent, type StorageObjectRecord, verifyWebhookSecret } from "../_shared/webhook.ts";
+import { allowMethods, catchErrors, compose, type Handler, HttpError, readJson } from "../_shared/http/mod.ts";
+import { serviceKeyFromEnv } from "../_shared/identity/mod.ts";
+import { createHf, type Hf, hfConfigFromEnv, type HfDeps } from "../_shared/hf/mod.ts";
+import { parseStorageObjectEvent, type StorageObjectRecord, verifyWebhookSecret } from "./webhook.ts";
 import { captionWhenFree } from "./caption_job.ts";
 import { createDownloadBuffers } from "./download_buffers.ts";
 import { type ImageTransport, imageTransportFromEnv } from "./transport.ts";

@@ -5,7 +5,7 @@
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 import type { Database } from "../_shared/database.types.ts";
-import { HttpError } from "../_shared/http.ts";
+import { HttpError } from "../_shared/http/mod.ts";
 
 /** What `caption_job_claim` decided for an object. */
 export interface Claim {

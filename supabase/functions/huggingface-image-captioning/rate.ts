@@ -4,8 +4,7 @@
  * @module
  */
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
-import type { HfGate } from "../_shared/huggingface.ts";
-import { sleep } from "../_shared/retry.ts";
+import { type HfGate, sleep } from "../_shared/hf/mod.ts";
 
 /**
  * A gate for `createHf` that waits out the recorded pause before each call and records the pauses

@@ -3,7 +3,7 @@
  * Storage URL and its bytes never pass through the function; with `inline`, the function sends them.
  * @module
  */
-import { ConfigError, type Env, envString } from "../_shared/env.ts";
+import { ConfigError, type Env, envString } from "../_shared/runtime/mod.ts";
 
 /** `url`: a signed Storage URL the provider fetches (chat mode); `inline`: the function sends the bytes. */
 export type ImageTransport = "url" | "inline";

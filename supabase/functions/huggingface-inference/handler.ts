@@ -3,14 +3,19 @@
  * `POST /huggingface-inference/<task>` runs a task; `GET /huggingface-inference[/<task>]` describes them.
  * @module
  */
-import { cors } from "../_shared/cors.ts";
-import type { Env } from "../_shared/env.ts";
-import type { HfDeps } from "../_shared/huggingface.ts";
-import { createMeter, type MeterDeps } from "../_shared/metering.ts";
-import { allowMethods, catchErrors, compose, type Handler, HttpError, type Middleware } from "../_shared/http.ts";
-import type { CacheDeps } from "../_shared/task_cache.ts";
-import { createTaskContext, describeTask, taskHandler } from "../_shared/task_http.ts";
-import { TASKS } from "../_shared/tasks.ts";
+import {
+  allowMethods,
+  catchErrors,
+  compose,
+  cors,
+  type Handler,
+  HttpError,
+  type Middleware,
+} from "../_shared/http/mod.ts";
+import type { Env } from "../_shared/runtime/mod.ts";
+import type { HfDeps } from "../_shared/hf/mod.ts";
+import { createMeter, type MeterDeps } from "../_shared/metering/mod.ts";
+import { type CacheDeps, createTaskContext, describeTask, taskHandler, TASKS } from "../_shared/tasks/mod.ts";
 
 const NAME = "huggingface-inference";
 // The platform passes `/huggingface-inference/<task>`; the local gateway passes `/functions/v1/…`.

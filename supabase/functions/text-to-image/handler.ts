@@ -1,16 +1,13 @@
 /**
  * `text-to-image`: POST a prompt, get the image back. Served by the gateway's `text-to-image` task
- * (`_shared/tasks.ts`), so both URLs share one contract and one implementation.
+ * (`_shared/tasks/table.ts`), so both URLs share one contract and one implementation.
  * @module
  */
-import { cors } from "../_shared/cors.ts";
-import type { Env } from "../_shared/env.ts";
-import { allowMethods, catchErrors, compose, type Handler } from "../_shared/http.ts";
-import type { HfDeps } from "../_shared/huggingface.ts";
-import { createMeter, type MeterDeps } from "../_shared/metering.ts";
-import type { CacheDeps } from "../_shared/task_cache.ts";
-import { createTaskContext, taskHandler } from "../_shared/task_http.ts";
-import { TASKS } from "../_shared/tasks.ts";
+import { allowMethods, catchErrors, compose, cors, type Handler } from "../_shared/http/mod.ts";
+import type { Env } from "../_shared/runtime/mod.ts";
+import type { HfDeps } from "../_shared/hf/mod.ts";
+import { createMeter, type MeterDeps } from "../_shared/metering/mod.ts";
+import { type CacheDeps, createTaskContext, taskHandler, TASKS } from "../_shared/tasks/mod.ts";
 
 /**
  * Builds the handler from an environment; `deps.fetch` replaces the upstream, `deps.meterStore` the

@@ -1,0 +1,7 @@
+/**
+ * The gateway's task table and the HTTP handler that serves any of its rows.
+ * @module
+ */
+export { type CacheDeps } from "./cache.ts";
+export { createTaskContext, describeTask, taskHandler } from "./handler.ts";
+export { TASKS } from "./table.ts";
