@@ -455,7 +455,7 @@ Deno.test("the platform's path (/huggingface-inference/<task>) is served too; me
   }, { HF_MAX_IMAGE_BYTES: "100" });
 });
 
-Deno.test("the guard seam: each task's POST runs guard(task) first; GET and unavailable tasks skip it", async () => {
+Deno.test("the guard seam: each task's POST runs guard(task) once its input is checked; bad input, GET and unavailable tasks skip it", async () => {
   const fake = startFakeHf({ token: HF_TOKEN });
   try {
     const guarded: string[] = [];
@@ -472,20 +472,65 @@ Deno.test("the guard seam: each task's POST runs guard(task) first; GET and unav
         },
       },
     );
-    const call = (task: string, method = "POST") =>
+    const token = await userToken();
+    const call = (task: string, method = "POST", body: unknown = { inputs: "a [MASK] b" }) =>
       handler(
         new Request(`http://fn.test/huggingface-inference${task ? `/${task}` : ""}`, {
           method,
-          headers: { "content-type": "application/json" },
-          body: method === "POST" ? JSON.stringify({ inputs: "a [MASK] b" }) : undefined,
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: method === "POST" ? JSON.stringify(body) : undefined,
         }),
       );
     assert.equal((await call("summarization")).status, 200);
     assert.equal((await call("fill-mask")).status, 429);
+    assert.equal((await call("summarization", "POST", { inputs: "x", parameters: { nope: 1 } })).status, 400);
+    assert.equal((await call("summarization", "POST", { inputs: "x", model: "someone/else" })).status, 400);
     assert.equal((await call("video-classification")).status, 501);
     assert.equal((await call("", "GET")).status, 200);
     assert.deepEqual(guarded, ["summarization", "summarization served by facebook/bart-large-cnn", "fill-mask"]);
     assert.deepEqual(fake.seen.map((r) => r.task), ["summarization"]);
+  } finally {
+    await fake.stop();
+  }
+});
+
+Deno.test("validate before paying: bad requests take no quota, even from a caller at the limit", async () => {
+  const fake = startFakeHf({ token: HF_TOKEN });
+  const store = createMemoryMeterStore();
+  store.tiers.authenticated.requests_per_minute = 1;
+  try {
+    const handler = createHandler(
+      { HUGGING_FACE_ACCESS_TOKEN: HF_TOKEN, HF_BASE_URL: fake.url, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET },
+      { meterStore: store, waitUntil: () => {} },
+    );
+    const token = await userToken();
+    const call = (body: unknown, type = "application/json") =>
+      handler(
+        new Request("http://fn.test/huggingface-inference/summarization", {
+          method: "POST",
+          headers: { "content-type": type, authorization: `Bearer ${token}` },
+          body: typeof body === "string" ? body : JSON.stringify(body),
+        }),
+      );
+    const bad = [
+      await call("{not json"),
+      await call({ inputs: "" }),
+      await call({ inputs: "x", parameters: { max_lenght: 3 } }),
+      await call({ inputs: "x", model: "someone/else" }),
+      await call("inputs=x", "text/plain"),
+    ];
+    assert.deepEqual(bad.map((r) => r.status), [400, 400, 400, 400, 415]);
+    for (const res of bad) {
+      assert.equal(res.headers.get("ratelimit"), null, "a bad request reached the meter");
+      await res.body?.cancel();
+    }
+    assert.equal(store.reserved.length, 0);
+    const good = await call({ inputs: "A long text to summarise." });
+    assert.equal(good.status, 200);
+    await good.body?.cancel();
+    assert.equal((await call({ inputs: "again" })).status, 429);
+    assert.equal(store.reserved.length, 2);
+    assert.equal(fake.seen.length, 1);
   } finally {
     await fake.stop();
   }

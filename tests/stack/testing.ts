@@ -7,12 +7,31 @@ import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.1
 import { signUserToken } from "./keys.ts";
 import type { Stack } from "./stack.ts";
 
-/** Returns a TCP port on 127.0.0.1 that was free a moment ago; throws if none can be bound. */
+// Ports are picked below Linux's ephemeral range (32768-60999): a port the kernel hands out for
+// `port: 0` can be given next to an outgoing connection as its source port, and then the server
+// that was meant to bind it seconds later fails with AddrInUse (seen under load).
+const PORT_RANGE = { from: 20_000, to: 32_000 };
+const taken = new Set<number>();
+
+/**
+ * Returns a TCP port on 127.0.0.1 that was free a moment ago, picked at random below the ephemeral
+ * range and never twice in one process.
+ * @throws {Error} when no free port is found in 200 tries.
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (let tries = 0; tries < 200; tries++) {
+    const port = PORT_RANGE.from + Math.floor(Math.random() * (PORT_RANGE.to - PORT_RANGE.from));
+    if (taken.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) continue;
+      throw error;
+    }
+    taken.add(port);
+    return port;
+  }
+  throw new Error("no free TCP port found on 127.0.0.1");
 }
 
 /** Serves stack.handleApi on 127.0.0.1:port (404 for other paths); throws if the port is taken. */

@@ -14,29 +14,42 @@ import {
 } from "../_shared/http/mod.ts";
 import type { Env } from "../_shared/runtime/mod.ts";
 import type { HfDeps } from "../_shared/hf/mod.ts";
+import { createIdentify, type IdentifyDeps } from "../_shared/identity/mod.ts";
 import { createMeter, type MeterDeps } from "../_shared/metering/mod.ts";
-import { type CacheDeps, createTaskContext, describeTask, taskHandler, TASKS } from "../_shared/tasks/mod.ts";
+import {
+  type CacheDeps,
+  createTaskContext,
+  describeTask,
+  parseTask,
+  runTask,
+  taskHandler,
+  TASKS,
+} from "../_shared/tasks/mod.ts";
 
 const NAME = "huggingface-inference";
 // The platform passes `/huggingface-inference/<task>`; the local gateway passes `/functions/v1/…`.
 const ROUTE = new RegExp(`^(.*/${NAME})(?:/([^/]+))?/?$`);
 
 /** Test and merge seams: the upstream `fetch`, the meter's store, the result cache, and the check each task's POST runs first. */
-export interface InferenceDeps extends HfDeps, MeterDeps, CacheDeps {
-  /** Returns the middleware guarding `task` (default: the quota meter: signed-in callers, within their quota). */
+export interface InferenceDeps extends HfDeps, IdentifyDeps, MeterDeps, CacheDeps {
+  /** Returns the middleware between a task's checked input and its call (default: the quota meter). */
   guard?: (task: string) => Middleware;
 }
 
 /** Builds the handler from an environment. */
 export function createHandler(env: Env, deps: InferenceDeps = {}): Handler {
+  const identify = createIdentify(env, deps);
   const guard = deps.guard ?? createMeter(env, deps);
   const ctx = createTaskContext(env, deps);
-  // One route per task (a table, not a chain of ifs): its guard, then its task code. An unavailable
-  // task answers 501 before any guard, so it is never metered.
+  // One route per task (a table, not a chain of ifs): who calls, what they ask (checked), what it
+  // costs, then the call, so a refused or bad request pays nothing. An unavailable task answers 501
+  // before anything else, so it is never metered.
   const routes = new Map(
     Object.values(TASKS).map((task) => [
       task.id,
-      task.unavailable ? taskHandler(task, ctx) : compose(guard(task.id), taskHandler(task, ctx)),
+      task.unavailable
+        ? taskHandler(task, ctx)
+        : compose(identify, parseTask(task, ctx), guard(task.id), runTask(task, ctx)),
     ]),
   );
   const describe = (prefix: string, id: string) => describeTask(TASKS[id], ctx, `${prefix}/${id}`);

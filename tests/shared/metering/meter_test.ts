@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { catchErrors, compose, type Handler, HttpError } from "../../../supabase/functions/_shared/http/mod.ts";
+import { createIdentify } from "../../../supabase/functions/_shared/identity/mod.ts";
 import { createMeter, rateLimitHeaders } from "../../../supabase/functions/_shared/metering/meter.ts";
 import { createMemoryMeterStore } from "../../support/memory_meter.ts";
 import { LOCAL_JWT_SECRET, signHs256, userToken } from "../../support/tokens.ts";
@@ -18,7 +19,7 @@ function setup(handler: Handler, env: Record<string, string> = {}) {
   const meter = createMeter({ ...ENV, ...env }, { meterStore: store, waitUntil: (p) => void background.push(p) });
   return {
     store,
-    fn: compose(catchErrors, meter("text-to-image"), handler),
+    fn: compose(catchErrors, createIdentify({ ...ENV, ...env }), meter("text-to-image"), handler),
     settledAll: () => Promise.all(background),
   };
 }
@@ -234,11 +235,26 @@ Deno.test("a database that cannot be reached gives 503 with Retry-After, and the
 
 Deno.test("without SUPABASE_URL the meter is a 500 naming the variable, never free service", async () => {
   let calls = 0;
-  const meter = createMeter({ SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET });
-  const fn = compose(catchErrors, meter("text-to-image"), () => (calls++, image(new Request(URL_))));
+  const env = { SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET };
+  const fn = compose(
+    catchErrors,
+    createIdentify(env),
+    createMeter(env)("text-to-image"),
+    () => (calls++, image(new Request(URL_))),
+  );
   const res = await post(fn, await userToken());
   assert.equal(res.status, 500);
   assert.match((await res.json()).error, /SUPABASE_URL/);
+  assert.equal(calls, 0);
+});
+
+Deno.test("a meter with no caller identified before it is a 500, and the handler never runs", async () => {
+  let calls = 0;
+  const meter = createMeter(ENV, { meterStore: createMemoryMeterStore() });
+  const fn = compose(catchErrors, meter("text-to-image"), () => (calls++, image(new Request(URL_))));
+  const res = await post(fn, await userToken());
+  assert.equal(res.status, 500);
+  assert.deepEqual(await res.json(), { error: "Internal error" });
   assert.equal(calls, 0);
 });
 

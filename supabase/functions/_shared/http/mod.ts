@@ -7,6 +7,7 @@ export { concatBytes } from "./bytes.ts";
 export { cors } from "./cors.ts";
 export { readJson, readLimited } from "./body.ts";
 export { allowMethods, compose, type Handler, type Middleware } from "./compose.ts";
+export { type RequestValue, requestValue } from "./context.ts";
 export { catchErrors, HttpError, jsonError } from "./errors.ts";
 export { ACCEPTED_TYPES, canonicalType, checkMedia, type MediaKind } from "./media.ts";
 export {

@@ -11,8 +11,8 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { type AuthConfig, authConfigFromEnv, type Claims, createJwtVerifier } from "./jwt.ts";
-import { ConfigError, type Env, envString } from "../runtime/mod.ts";
-import { HttpError } from "../http/mod.ts";
+import { ConfigError, configured, type Env, envString } from "../runtime/mod.ts";
+import { HttpError, type Middleware, requestValue } from "../http/mod.ts";
 
 /** An identified caller. */
 export interface Caller {
@@ -38,6 +38,29 @@ export interface CallerConfig {
   allowAnon: boolean;
   /** The project's secret API keys (`sb_secret_…`), which act as the service role. */
   secretKeys: string[];
+}
+
+/** Test seam: replaces caller identification (default: from the environment). */
+export interface IdentifyDeps {
+  identifyCaller?: CallerIdentifier;
+}
+
+/** The caller {@linkcode createIdentify}'s middleware identified, for the pieces after it (the meter). */
+export const callerOf = requestValue<Caller>("caller");
+
+/**
+ * Builds the middleware that identifies each request's caller before anything else reads it: anyone
+ * not allowed gets 401 (their body is never read), everyone else is kept as `callerOf(req)`.
+ * Configuration errors surface per request as a 500 naming the variable.
+ */
+export function createIdentify(env: Env, deps: IdentifyDeps = {}): Middleware {
+  const identify = deps.identifyCaller
+    ? () => deps.identifyCaller!
+    : configured(() => createCallerIdentifier(callerConfigFromEnv(env)));
+  return async (req, next) => {
+    callerOf.set(req, await identify()(req));
+    return await next(req);
+  };
 }
 
 /** The 401 message every caller who is not signed in gets. */

@@ -3,6 +3,14 @@
  * caller a quota is counted on. Also the project's service key.
  * @module
  */
-export { type Caller, callerConfigFromEnv, type CallerIdentifier, createCallerIdentifier } from "./caller.ts";
+export {
+  type Caller,
+  callerConfigFromEnv,
+  type CallerIdentifier,
+  callerOf,
+  createCallerIdentifier,
+  createIdentify,
+  type IdentifyDeps,
+} from "./caller.ts";
 export { bearerToken } from "./jwt.ts";
 export { serviceKeyFromEnv } from "./service_key.ts";

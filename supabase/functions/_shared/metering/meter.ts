@@ -1,12 +1,14 @@
 /**
- * Quotas and the usage log for an inference function, as one middleware per task:
+ * Quotas and the usage log for an inference function, as one middleware per task. It comes after
+ * the caller is identified and the input is validated, so a refused or malformed request costs
+ * nothing:
  *
  * ```ts
  * const meter = createMeter(env);
- * compose(cors, catchErrors, allowMethods("POST"), meter("text-to-image"), handler);
+ * compose(cors, catchErrors, allowMethods("POST"), identify, parseTask(task, ctx), meter(task.id), runTask(task, ctx));
  * ```
  *
- * It identifies the caller (see `identity/caller.ts`), reserves one request and the task's units in the
+ * For the caller `identify` kept (see `identity/caller.ts`), it reserves one request and the task's units in the
  * database before the handler runs (one round trip, the only one on the response path), answers
  * 429 or 503 when a limit is met, and settles in the background once the answer is on its way: a
  * 2xx is charged, anything else is given back, an `X-Cache: HIT` answer costs nothing. A body of
@@ -20,13 +22,7 @@
  */
 import { configured, type Env, envString, requireEnv, runInBackground } from "../runtime/mod.ts";
 import { createClient, type SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
-import {
-  type Caller,
-  callerConfigFromEnv,
-  type CallerIdentifier,
-  createCallerIdentifier,
-  serviceKeyFromEnv,
-} from "../identity/mod.ts";
+import { type Caller, callerOf, serviceKeyFromEnv } from "../identity/mod.ts";
 import { HttpError, jsonError, type Middleware } from "../http/mod.ts";
 import { createRpcMeterStore, type MeterStore, type Reservation, type Settlement } from "./store.ts";
 import { createPostgresMeterStore } from "./store_postgres.ts";
@@ -37,8 +33,6 @@ export { createRpcMeterStore, type LimitName, type MeterStore, type Reservation,
 export interface MeterDeps {
   /** Replaces the database (default: supabase-js RPCs with the service key). */
   meterStore?: MeterStore;
-  /** Replaces caller identification (default: from the environment). */
-  identifyCaller?: CallerIdentifier;
   /** Where the usage write runs after the answer (default: `runInBackground`, i.e. `EdgeRuntime.waitUntil`). */
   waitUntil?: (work: Promise<unknown>) => void;
 }
@@ -53,21 +47,18 @@ const SETTLE_BATCH_MS = 25;
 const SETTLE_BATCH_MAX = 100;
 
 /**
- * Builds the metering middleware factory from the environment (`SUPABASE_URL`, the service key,
- * and the caller settings of `callerConfigFromEnv`). Configuration errors surface per request as
- * a 500 naming the variable.
+ * Builds the metering middleware factory from the environment (`SUPABASE_URL` and the service key).
+ * Configuration errors surface per request as a 500 naming the variable. Each `meter(task)` needs
+ * `createIdentify`'s middleware before it (a missing caller is a 500: never free service).
  */
 export function createMeter(env: Env, deps: MeterDeps = {}): Meter {
-  const identify = deps.identifyCaller
-    ? () => deps.identifyCaller!
-    : configured(() => createCallerIdentifier(callerConfigFromEnv(env)));
   const store = deps.meterStore ? () => deps.meterStore! : configured(() => meterStoreFromEnv(env));
   const waitUntil = deps.waitUntil ?? runInBackground;
   const settle = batched((settlements: Settlement[]) => store().settle(settlements));
 
   return (task) => async (req, next) => {
     const started = performance.now();
-    const caller = await identify()(req);
+    const caller = callerOf.get(req);
     const inputBytes = contentLength(req);
     let reservation: Reservation | undefined;
     const record = (

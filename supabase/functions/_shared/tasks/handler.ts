@@ -30,13 +30,16 @@ import {
   canonicalType,
   checkFields,
   checkMedia,
+  compose,
   describeRules,
   type Handler,
   HttpError,
   type MediaKind,
+  type Middleware,
   object,
   readJson,
   readLimited,
+  requestValue,
   type Rules,
   text,
 } from "../http/mod.ts";
@@ -110,21 +113,52 @@ export function createTaskContext(env: Env, deps: HfDeps & CacheDeps = {}): Task
 /** Headers of every task answer, a cache hit's included: answers are per caller, never for shared HTTP caches. */
 const ANSWER_HEADERS = { "Cache-Control": "no-store" };
 
+/** A task request's input, read and checked by {@linkcode parseTask}: what {@linkcode runTask} runs. */
+export interface ParsedTask {
+  input: TaskInput;
+  /** The models to try, in order: the caller's pick (an allowed one), or the task's chain. */
+  models: string[];
+  /** The media's bytes, for the cache key. */
+  mediaBytes?: Uint8Array;
+}
+
+/** The input {@linkcode parseTask} read, for the pieces after it (the meter, {@linkcode runTask}). */
+export const parsedTaskOf = requestValue<ParsedTask>("parsed task input");
+
 /**
- * The POST handler of one task: parse, choose models, answer from the result cache when the
- * policy allows it (keyed for the first model of the chain, the one that will answer), else run
- * the chain and respond.
+ * The middleware that reads and checks a task's input before anything is paid for: a bad request
+ * is answered 4xx here, before the quota meter. It holds the instance's media budget for the
+ * media's bytes until the pieces after it have answered.
+ * @throws {HttpError} 501 for an unavailable task; what {@linkcode readTaskInput} throws; 400 for a
+ * model the caller may not pick; 503 when the media budget stays full.
  */
-export function taskHandler(task: TaskDescriptor, ctx: TaskContext): Handler {
-  return async (req) => {
+export function parseTask(task: TaskDescriptor, ctx: TaskContext): Middleware {
+  return async (req, next) => {
     if (task.unavailable) throw new HttpError(501, task.unavailable);
     const release = await reserveMedia(task, req, ctx);
     try {
-      return await runTask(task, req, ctx);
+      const { input, model, mediaBytes } = await readTaskInput(task, req, ctx);
+      const { chain, allowed } = ctx.models(task);
+      parsedTaskOf.set(req, { input, models: chooseModels(model, chain, allowed), mediaBytes });
+      return await next(req);
     } finally {
       release();
     }
   };
+}
+
+/**
+ * The handler that runs a task on the input {@linkcode parseTask} kept: answer from the result cache
+ * when the policy allows it (keyed for the first model of the chain, the one that will answer), else
+ * run the chain and respond.
+ */
+export function runTask(task: TaskDescriptor, ctx: TaskContext): Handler {
+  return (req) => answer(task, req, ctx, parsedTaskOf.get(req));
+}
+
+/** A task's POST with nothing between parsing and running (no quota): {@linkcode parseTask}, then {@linkcode runTask}. */
+export function taskHandler(task: TaskDescriptor, ctx: TaskContext): Handler {
+  return compose(parseTask(task, ctx), runTask(task, ctx));
 }
 
 /**
@@ -142,11 +176,9 @@ function reserveMedia(task: TaskDescriptor, req: Request, ctx: TaskContext): Pro
   return ctx.mediaBudget().reserve(bytes, req.signal);
 }
 
-/** Parses, chooses models, then answers from the cache or the chain. */
-async function runTask(task: TaskDescriptor, req: Request, ctx: TaskContext): Promise<Response> {
-  const { input, model: requested, mediaBytes } = await readTaskInput(task, req, ctx);
-  const { chain, allowed } = ctx.models(task);
-  const models = chooseModels(requested, chain, allowed);
+/** Answers from the cache or the model chain. */
+async function answer(task: TaskDescriptor, req: Request, ctx: TaskContext, parsed: ParsedTask): Promise<Response> {
+  const { input, models, mediaBytes } = parsed;
   const produce = async () => {
     const { value, model } = await runWithFallback(models, (m) => task.run(ctx.hf(), m, input));
     return respond(value, model);

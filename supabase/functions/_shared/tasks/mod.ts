@@ -3,5 +3,13 @@
  * @module
  */
 export { type CacheDeps } from "./cache.ts";
-export { createTaskContext, describeTask, taskHandler } from "./handler.ts";
+export {
+  createTaskContext,
+  describeTask,
+  type ParsedTask,
+  parsedTaskOf,
+  parseTask,
+  runTask,
+  taskHandler,
+} from "./handler.ts";
 export { TASKS } from "./table.ts";
