@@ -1,5 +1,5 @@
 -- Local development data: the captions bucket and the Vault secrets the webhook reads.
--- On a hosted project, create the secrets yourself (see README: "Deploy to a Supabase project").
+-- On a hosted project, see docs/deploy.md.
 
 insert into storage.buckets (id, name, public, file_size_limit)
 values ('images', 'images', false, 10485760)

@@ -108,7 +108,7 @@ Deno.test(
       });
       assert.equal(anonCall.status, 401);
       assert.equal((await anonCall.json()).error, "Sign in to use this function");
-      // The README's way: an anonymous sign-in with the printed anon key, then its curl saves a real PNG.
+      // The old README's way: an anonymous sign-in with the printed anon key, then its curl saves a real PNG.
       const signUp = await fetch(`${api}/auth/v1/signup`, {
         method: "POST",
         headers: { apikey: anonKey, "Content-Type": "application/json" },

@@ -9,7 +9,7 @@ import { type Browser, chromium, type Page } from "npm:playwright-core@1.65.1";
 /** Where Debian's `chromium` package puts the browser (`.ci/run` installs it). */
 export const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
-/** The git-ignored folder the tests save screenshots to (named in the README). */
+/** The git-ignored folder the tests save screenshots to (named in docs/web-app.md). */
 export const SCREENSHOTS = new URL("../../test-results/screenshots/", import.meta.url);
 
 /** The widths the page must work at: a small phone and a laptop. */

@@ -18,7 +18,7 @@ export async function loadConfig(base: string | URL): Promise<WebConfig> {
   } catch {
     throw new Error("Could not load config.json next to index.html.");
   }
-  if (!res.ok) throw new Error(`config.json is missing (HTTP ${res.status}): see the README, "Web app".`);
+  if (!res.ok) throw new Error(`config.json is missing (HTTP ${res.status}): see docs/web-app.md.`);
   const config = parseConfig(await res.json().catch(() => null));
   if (!config) throw new Error('config.json must be {"supabaseUrl": "...", "supabaseKey": "..."}.');
   return config;

@@ -52,7 +52,7 @@ const MAX_JSON_BYTES = 256 * 1024;
 
 /**
  * Media bytes one instance holds at once by default: one maximum-size audio body, or two images.
- * Each byte held costs several in memory (the body, the copy sent upstream), see the README's figures.
+ * Each byte held costs several in memory (the body, the copy sent upstream), see docs/gateway.md's figures.
  */
 const DEFAULT_MEDIA_MEMORY_BYTES = 20 * 1024 * 1024;
 
